@@ -182,7 +182,7 @@ export class ControlDirectory {
   #validate(files: Map<string, ReadFile>): ConfigError[] {
     const properties: Record<string, unknown> = {};
     for (const [file, { spec }] of this.#declared) {
-      properties[file] = spec.schema ? { allOf: [BASE_TYPE[spec.kind], spec.schema] } : BASE_TYPE[spec.kind];
+      properties[file] = mergeSchema(BASE_TYPE[spec.kind], spec.schema);
     }
     const ajv = new Ajv({ strict: true, allErrors: true, coerceTypes: false, useDefaults: false });
     let validate;
@@ -193,7 +193,7 @@ export class ControlDirectory {
     }
     const data = Object.fromEntries([...files].map(([f, r]) => [f, r.raw]));
     if (validate(data)) return [];
-    return dedupe((validate.errors ?? []).filter((e) => e.keyword !== 'allOf').map((e) => toConfigError(e, files)));
+    return dedupe((validate.errors ?? []).map((e) => toConfigError(e, files)));
   }
 
   #snapshot(files: Map<string, ReadFile>, values: Map<string, unknown>, present: Set<string>): ControlSnapshot {
@@ -221,6 +221,22 @@ export class ControlDirectory {
       unknown: Object.freeze(unknown),
     });
   }
+}
+
+/**
+ * A plugin's schema fragment on top of the kind's base type, merged into one
+ * schema object (ajv's strict mode wants `type` beside `minimum`, `pattern`...);
+ * `items` and `additionalProperties` merge one level down.
+ */
+function mergeSchema(base: Record<string, unknown>, fragment?: Record<string, unknown>): Record<string, unknown> {
+  if (!fragment) return base;
+  const merged: Record<string, unknown> = { ...base, ...fragment };
+  for (const key of ['items', 'additionalProperties']) {
+    const b = base[key];
+    const f = fragment[key];
+    if (b && f && typeof b === 'object' && typeof f === 'object') merged[key] = { ...b, ...f };
+  }
+  return merged;
 }
 
 function defaultOf(spec: AnySpec, ctx: DefaultContext): unknown {

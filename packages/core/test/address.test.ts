@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { domainSuffixes, matchesHostList, splitAddress, normaliseIp } from '@quail/core';
+
+describe('addresses', () => {
+  it('split at the last @ and lower-case the domain', () => {
+    expect(splitAddress('"a@b"@Example.TEST')).toEqual({ address: '"a@b"@example.test', local: '"a@b"', domain: 'example.test' });
+    expect(splitAddress('vorname')).toEqual({ address: 'vorname', local: 'vorname', domain: '' });
+    expect(splitAddress('')).toEqual({ address: '', local: '', domain: '' });
+  });
+
+  it('list qmail lookup suffixes longest first', () => {
+    expect(domainSuffixes('A.b.c')).toEqual(['a.b.c', '.b.c', '.c']);
+    expect(domainSuffixes('localhost')).toEqual(['localhost']);
+  });
+
+  it('match rcpthosts entries exactly or by .suffix', () => {
+    const hosts = new Set(['example.test', '.sub.test']);
+    expect(matchesHostList('example.test', hosts)).toBe(true);
+    expect(matchesHostList('x.example.test', hosts)).toBe(false);
+    expect(matchesHostList('a.sub.test', hosts)).toBe(true);
+    expect(matchesHostList('sub.test', hosts)).toBe(false);
+    expect(matchesHostList('', hosts)).toBe(true);
+  });
+
+  it('show IPv4-mapped addresses as IPv4', () => {
+    expect(normaliseIp('::ffff:127.0.0.1')).toBe('127.0.0.1');
+    expect(normaliseIp('::1')).toBe('::1');
+  });
+});
