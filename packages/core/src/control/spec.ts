@@ -45,8 +45,12 @@ type SpecOptions<K extends ControlKind, T> = {
 };
 
 function make<K extends ControlKind>(kind: K) {
-  function spec<T = RawValue[K]>(options: SpecOptions<K, T> & { default: RawValue[K] | ((ctx: DefaultContext) => RawValue[K]) }): ControlFileSpec<K, T, true>;
-  function spec<T = RawValue[K]>(options?: SpecOptions<K, T>): ControlFileSpec<K, T, false>;
+  // NoInfer: the value type comes from `parse` (or the kind), never from the
+  // contextual type of the `control` object a call sits in.
+  function spec<T = RawValue[K]>(
+    options: SpecOptions<K, T> & { default: RawValue[K] | ((ctx: DefaultContext) => RawValue[K]) },
+  ): ControlFileSpec<K, NoInfer<T>, true>;
+  function spec<T = RawValue[K]>(options?: SpecOptions<K, T>): ControlFileSpec<K, NoInfer<T>, false>;
   function spec(options: Record<string, unknown> = {}) {
     return { kind, ...options };
   }

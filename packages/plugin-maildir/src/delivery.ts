@@ -1,0 +1,98 @@
+import { link, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fsyncDir, type MessageSource } from '@quail/core';
+import { CrlfCounter } from './crlf.js';
+import { errnoCode, temporary } from './errors.js';
+import type { UniqueNames } from './unique-name.js';
+
+export interface WrittenMessage {
+  /** The unique name, with `,S=` and `,W=`. */
+  uid: string;
+  /** The file in new/. */
+  path: string;
+  size: number;
+  crlfSize: number;
+}
+
+/** Name collisions tolerated before giving up (O_EXCL makes them harmless). */
+const ATTEMPTS = 3;
+
+/**
+ * Delivers one message into a maildir the way the Maildir spec says: a fresh
+ * file in tmp/ created exclusively, the header text and the message written,
+ * fsync, close, a hard link into new/ (never over an existing name; rename where
+ * the file system has no links), tmp/ entry removed, new/ fsynced.
+ * Any failure removes the tmp/ file and is temporary.
+ */
+export async function writeIntoMaildir(dir: string, names: UniqueNames, prepend: Buffer, source: MessageSource): Promise<WrittenMessage> {
+  for (let attempt = 1; ; attempt++) {
+    const { base } = names.next();
+    const tmpPath = join(dir, 'tmp', base);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(tmpPath, 'wx', 0o600);
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST' && attempt < ATTEMPTS) continue;
+      throw temporary(`Unable to create a file in ${join(dir, 'tmp')}`, err);
+    }
+    let linked = false;
+    try {
+      const counter = new CrlfCounter();
+      if (prepend.length > 0) {
+        counter.update(prepend);
+        await writeAll(fh, prepend);
+      }
+      for await (const chunk of source.stream()) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+        counter.update(buf);
+        await writeAll(fh, buf);
+      }
+      await fh.sync();
+      const handle = fh;
+      fh = undefined;
+      await handle.close();
+      const uid = `${base},S=${counter.bytes},W=${counter.crlfBytes}`;
+      const target = join(dir, 'new', uid);
+      if (!(await publish(tmpPath, target))) {
+        if (attempt < ATTEMPTS) continue;
+        throw temporary(`Unable to find a free name in ${join(dir, 'new')}`);
+      }
+      linked = true;
+      await fsyncDir(join(dir, 'new'));
+      return { uid, path: target, size: counter.bytes, crlfSize: counter.crlfBytes };
+    } catch (err) {
+      throw temporary(linked ? `Unable to sync ${join(dir, 'new')}` : `Temporary error on maildir delivery to ${dir}`, err);
+    } finally {
+      await fh?.close().catch(() => undefined);
+      await unlink(tmpPath).catch(() => undefined);
+    }
+  }
+}
+
+/** Moves the finished tmp/ file into new/; false when the name is taken there. */
+async function publish(tmpPath: string, target: string): Promise<boolean> {
+  try {
+    await link(tmpPath, target);
+    return true;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+  }
+  try {
+    await lstat(target);
+    return false;
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
+  await rename(tmpPath, target);
+  return true;
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < buf.length) {
+    const { bytesWritten } = await fh.write(buf, offset, buf.length - offset);
+    offset += bytesWritten;
+  }
+}
