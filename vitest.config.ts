@@ -14,12 +14,12 @@ const alias = [
 export default defineConfig({
   resolve: { alias },
   test: {
-    projects: [...dirs('packages'), ...dirs('examples')]
+    projects: [...dirs('packages'), ...dirs('examples'), 'reliability']
       .filter((d) => existsSync(`${here}${d}/test`))
       .map((d) => ({
         resolve: { alias },
         test: {
-          name: d.split('/')[1]!,
+          name: d.split('/').pop()!,
           root: `${here}${d}`,
           include: ['test/**/*.test.ts'],
           setupFiles: [`${here}packages/core/test/setup.ts`],

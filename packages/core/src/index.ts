@@ -23,7 +23,7 @@ export {
 } from './delivery.js';
 export { ConfigError, ConfigErrors, ErrorCodes, QuailError, isTemporary, type ErrorCode } from './errors.js';
 export { atomicWriteFile, fsyncDir } from './fs.js';
-export { Stage, type AuthAttempt, type KernelHooks } from './hooks.js';
+export { Stage, createHooks, type AuthAttempt, type KernelHooks } from './hooks.js';
 export { createLogger, formatPretty, type LogFormat, type LoggerOptions } from './logger.js';
 export { Message, bufferSource, fileSource, type MessageSource } from './message.js';
 export { headerMap, readHeaderSection, type MessageHeaders, type MessageParser, type ParsedAttachment, type ParsedMessage } from './message-parser.js';

@@ -75,9 +75,10 @@ describe('control files', () => {
     expect(snap.get('virtualdomains')).toEqual({ 'example.com': 'other', '': 'alias-catchall', 'x@y.test': 'a:b' });
   });
 
-  it('runs a plugin parse function once per load', async () => {
+  it("gives each plugin its parse result, and get() the value as read", async () => {
     const snap = await load({ listen: '127.0.0.1:2525\n0.0.0.0:25\n' });
-    expect(snap.get('listen')).toEqual([
+    expect(snap.get('listen')).toEqual(['127.0.0.1:2525', '0.0.0.0:25']);
+    expect(snap.configFor('test').listen).toEqual([
       { host: '127.0.0.1', port: 2525 },
       { host: '0.0.0.0', port: 25 },
     ]);
@@ -131,6 +132,27 @@ describe('control files', () => {
     dir.declare('a', { databytes: qmailFiles.databytes });
     dir.declare('b', { databytes: qmailFiles.databytes });
     expect(() => dir.declare('c', { databytes: control.int({ default: 5 }) })).toThrow('control/databytes is declared differently by a, b and c');
+  });
+
+  it('runs every declaring plugin\'s schema and parse for a shared file', async () => {
+    const { root, cleanup } = await tempRoot({ 'shared.list': 'a\nbb\n' });
+    const dir = new ControlDirectory(root);
+    dir.declare('short', { 'shared.list': control.list({ schema: { items: { maxLength: 1 } } }) });
+    dir.declare('counter', { 'shared.list': control.list({ parse: (raw) => raw.length }) });
+    await expect(dir.load()).rejects.toThrow('control/shared.list:2: must NOT have more than 1 characters (got "bb")');
+    await writeFile(join(root, 'control', 'shared.list'), 'a\nb\n');
+    const snap = await dir.load();
+    expect(snap.configFor('short')['shared.list']).toEqual(['a', 'b']);
+    expect(snap.configFor('counter')['shared.list']).toBe(2);
+    await cleanup();
+  });
+
+  it('does not call parse for an absent file without a default', async () => {
+    const { root, cleanup } = await tempRoot();
+    const dir = new ControlDirectory(root);
+    dir.declare('tls', { 'servercert.pem': control.text({ parse: (raw) => raw.length }) });
+    expect((await dir.load()).configFor('tls')['servercert.pem']).toBeUndefined();
+    await cleanup();
   });
 
   it('treats a missing control directory as all defaults', async () => {

@@ -10,7 +10,7 @@ import { qmailFiles } from './qmail-files.js';
 export interface ControlEntry {
   file: string;
   kind: ControlKind;
-  /** The effective value after parsing. */
+  /** The effective value as read and validated (before any plugin's parse). */
   value: unknown;
   /** True when the file is absent and the default applies. */
   isDefault: boolean;
@@ -22,9 +22,9 @@ export interface ControlEntry {
 /** Every control file as read at one moment, validated and frozen. */
 export interface ControlSnapshot {
   readonly me: string;
-  /** Effective values by file name. */
+  /** A file's value as read and validated (before any plugin's parse). */
   get(file: string): unknown;
-  /** The config object of one plugin: its declared files. */
+  /** The config object of one plugin: its declared files, each through that plugin's parse. */
   configFor(plugin: string): Readonly<Record<string, unknown>>;
   readonly entries: readonly ControlEntry[];
   /** Files present in control/ that no plugin declares. */
@@ -41,8 +41,11 @@ const BASE_TYPE: Record<ControlKind, Record<string, unknown>> = {
 };
 
 interface Declared {
+  /** The first declaration: kind, default and description. */
   spec: AnySpec;
   plugins: string[];
+  /** Every declaration, so each plugin's schema is checked and its parse run. */
+  specs: Map<string, AnySpec>;
 }
 
 interface ReadFile {
@@ -83,8 +86,9 @@ export class ControlDirectory {
           );
         }
         existing.plugins.push(plugin);
+        existing.specs.set(plugin, spec);
       } else {
-        this.#declared.set(file, { spec, plugins: [plugin] });
+        this.#declared.set(file, { spec, plugins: [plugin], specs: new Map([[plugin, spec]]) });
       }
       files.push(file);
     }
@@ -111,20 +115,32 @@ export class ControlDirectory {
       if (file === 'me') defaults = { me: String(files.get('me')!.raw ?? 'localhost') };
     }
     if (errors.length === 0) errors.push(...this.#validate(files));
-    const values = new Map<string, unknown>();
+    const parsed = new Map<string, Map<string, unknown>>();
     if (errors.length === 0) {
       for (const [file, read] of files) {
-        const { spec } = this.#declared.get(file)!;
-        try {
-          values.set(file, spec.parse ? spec.parse(read.raw as never, failAt(file, read)) : read.raw);
-        } catch (err) {
-          if (err instanceof ConfigError) errors.push(err);
-          else errors.push(new ConfigError(file, read.lineOf(undefined), err instanceof Error ? err.message : String(err)));
+        const byPlugin = new Map<string, unknown>();
+        const done = new Map<AnySpec['parse'], unknown>();
+        for (const [plugin, spec] of this.#declared.get(file)!.specs) {
+          if (!spec.parse || read.raw === undefined) {
+            byPlugin.set(plugin, read.raw);
+            continue;
+          }
+          if (!done.has(spec.parse)) {
+            try {
+              done.set(spec.parse, spec.parse(read.raw as never, failAt(file, read)));
+            } catch (err) {
+              const reason = err instanceof Error ? err.message : String(err);
+              errors.push(err instanceof ConfigError ? err : new ConfigError(file, read.lineOf(undefined), reason));
+              done.set(spec.parse, undefined);
+            }
+          }
+          byPlugin.set(plugin, done.get(spec.parse));
         }
+        parsed.set(file, byPlugin);
       }
     }
     if (errors.length > 0) throw new ConfigErrors(errors);
-    return this.#snapshot(files, values, present);
+    return this.#snapshot(files, parsed, present);
   }
 
   async #listDir(): Promise<string[]> {
@@ -181,8 +197,13 @@ export class ControlDirectory {
 
   #validate(files: Map<string, ReadFile>): ConfigError[] {
     const properties: Record<string, unknown> = {};
-    for (const [file, { spec }] of this.#declared) {
-      properties[file] = mergeSchema(BASE_TYPE[spec.kind], spec.schema);
+    for (const [file, { spec, specs }] of this.#declared) {
+      const schemas = new Map<string, Record<string, unknown>>();
+      for (const s of specs.values()) {
+        const merged = mergeSchema(BASE_TYPE[spec.kind], s.schema);
+        schemas.set(JSON.stringify(merged), merged);
+      }
+      properties[file] = schemas.size === 1 ? [...schemas.values()][0] : { allOf: [...schemas.values()] };
     }
     const ajv = new Ajv({ strict: true, allErrors: true, coerceTypes: false, useDefaults: false });
     let validate;
@@ -196,13 +217,14 @@ export class ControlDirectory {
     return dedupe((validate.errors ?? []).map((e) => toConfigError(e, files)));
   }
 
-  #snapshot(files: Map<string, ReadFile>, values: Map<string, unknown>, present: Set<string>): ControlSnapshot {
+  #snapshot(files: Map<string, ReadFile>, parsed: Map<string, Map<string, unknown>>, present: Set<string>): ControlSnapshot {
+    const raw = new Map([...files].map(([file, read]) => [file, deepFreeze(read.raw)]));
     const entries: ControlEntry[] = [...this.#declared]
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([file, { spec, plugins }]) => ({
         file,
         kind: spec.kind,
-        value: values.get(file),
+        value: raw.get(file),
         isDefault: files.get(file)!.isDefault,
         declaredBy: [...plugins],
         ...(spec.description !== undefined && { description: spec.description }),
@@ -210,12 +232,12 @@ export class ControlDirectory {
     const unknown = [...present].filter((f) => !this.#declared.has(f)).sort();
     const configs = new Map<string, Readonly<Record<string, unknown>>>();
     for (const [plugin, names] of this.#plugins) {
-      configs.set(plugin, deepFreeze(Object.fromEntries(names.map((f) => [f, values.get(f)]))));
+      configs.set(plugin, deepFreeze(Object.fromEntries(names.map((f) => [f, parsed.get(f)?.get(plugin)]))));
     }
     deepFreeze(entries);
     return Object.freeze({
-      me: String(values.get('me')),
-      get: (file: string) => values.get(file),
+      me: String(raw.get('me')),
+      get: (file: string) => raw.get(file),
       configFor: (plugin: string) => configs.get(plugin) ?? Object.freeze({}),
       entries,
       unknown: Object.freeze(unknown),
@@ -223,11 +245,6 @@ export class ControlDirectory {
   }
 }
 
-/**
- * A plugin's schema fragment on top of the kind's base type, merged into one
- * schema object (ajv's strict mode wants `type` beside `minimum`, `pattern`...);
- * `items` and `additionalProperties` merge one level down.
- */
 function mergeSchema(base: Record<string, unknown>, fragment?: Record<string, unknown>): Record<string, unknown> {
   if (!fragment) return base;
   const merged: Record<string, unknown> = { ...base, ...fragment };
