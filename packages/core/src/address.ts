@@ -1,6 +1,6 @@
 /** An envelope address split at its last `@`, as qmail splits it. */
 export interface EnvelopeAddress {
-  /** The whole address as given after parsing (`local@domain`, or `` for the null sender). */
+  /** The whole address as given, case kept as qmail keeps it (`` for the null sender). */
   address: string;
   /** The part before the last `@` (the whole address when there is none). */
   local: string;
@@ -14,7 +14,7 @@ export function splitAddress(address: string, params?: Record<string, string | t
   const at = address.lastIndexOf('@');
   const local = at < 0 ? address : address.slice(0, at);
   const domain = at < 0 ? '' : address.slice(at + 1).toLowerCase();
-  return { address: at < 0 ? address : `${local}@${domain}`, local, domain, ...(params && { params }) };
+  return { address, local, domain, ...(params && { params }) };
 }
 
 /**

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { domainSuffixes, matchesHostList, splitAddress, normaliseIp } from '@quail/core';
 
 describe('addresses', () => {
-  it('split at the last @ and lower-case the domain', () => {
-    expect(splitAddress('"a@b"@Example.TEST')).toEqual({ address: '"a@b"@example.test', local: '"a@b"', domain: 'example.test' });
+  it('split at the last @, keeping the address as given and the domain lower-cased for lookups', () => {
+    expect(splitAddress('"a@b"@Example.TEST')).toEqual({ address: '"a@b"@Example.TEST', local: '"a@b"', domain: 'example.test' });
     expect(splitAddress('vorname')).toEqual({ address: 'vorname', local: 'vorname', domain: '' });
     expect(splitAddress('')).toEqual({ address: '', local: '', domain: '' });
   });

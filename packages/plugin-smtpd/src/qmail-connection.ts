@@ -1,0 +1,356 @@
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPServer } from 'smtp-server';
+import type { AuthMechanism } from '@quail/core';
+import { QmailStream } from './qmail-stream.js';
+import { reply, Texts, type SmtpReply } from './replies.js';
+import type { SmtpSession } from './session.js';
+
+type Next = () => void;
+
+/** Commands that need HELO/EHLO first in strict mode (qmail itself never asks for it). */
+const STRICT_NEEDS_HELO = new Set(['MAIL', 'RCPT', 'DATA']);
+
+/**
+ * One SMTP connection: smtp-server's socket, TLS and line handling with a
+ * qmail-smtpd command layer on top (reference 2.2-2.3). Replies come from the
+ * SmtpSession; this class only speaks the protocol.
+ */
+export class QmailConnection extends SMTPConnection {
+  /** Set right after construction by the server (the base constructor runs first). */
+  quail!: SmtpSession;
+  /** The listener is stopping: idle sessions are closed, transactions may finish. */
+  stopping = false;
+  #early: [Buffer, Next | undefined] | undefined;
+  /** Lets the parser go on once the running command is done. */
+  #release: Next | undefined;
+  /** Answers a pending AUTH challenge (with `*` when the client went away). */
+  #challengeAnswer: ((line: string) => void) | undefined;
+  readonly #closedWaiters: Array<() => void> = [];
+
+  constructor(server: SMTPServer, socket: Socket | TLSSocket, options: SMTPConnectionOptions | undefined, session: SmtpSession) {
+    super(server, socket, options);
+    this.quail = session;
+    this.name = session.settings.me;
+    const cipher = this.tlsOptions;
+    if (this.secure && cipher) session.conn.tls = { protocol: String(cipher.version), cipher: cipher.name };
+  }
+
+  /** Resolves once the socket has closed. */
+  closed(): Promise<void> {
+    if (this._closed) return Promise.resolve();
+    return new Promise((resolve) => this.#closedWaiters.push(resolve));
+  }
+
+  /** True while nothing is in progress: no command running, no message being received, no transaction. */
+  get idle(): boolean {
+    return !this._handlerPending && !this._dataStream && this.quail.tx === undefined;
+  }
+
+  /** Ends the session now with qmail's style of 421. */
+  shutdown(): void {
+    if (this._closing || this._closed) return;
+    this.send(421, `${this.quail.settings.me} shutting down, try again later (#4.3.0)`, false);
+    this.close();
+  }
+
+  override _createParser(): QmailStream {
+    const parser = new QmailStream({ maxCommandLength: MAX_COMMAND });
+    parser.oncommand = (command: Buffer, callback?: Next) => this._onCommand(command, callback);
+    parser.on('error', (err: Error) => {
+      this.send(421, `Error: ${err.message}`, false);
+    });
+    return parser;
+  }
+
+  /** smtp-server's fixed 100 ms early-talker pause becomes GREETDELAY (0: greet at once). */
+  override init(): void {
+    this._setListeners(() => {
+      const delay = this.quail.greetDelayMs;
+      if (delay > 0) setTimeout(() => this.connectionReady(), delay).unref();
+      else this.connectionReady();
+    });
+  }
+
+  /** Runs the `connect` hook, then greets (tcpserver already looked up or skipped the host name). */
+  override connectionReady(): void {
+    this.clientHostname = this.quail.conn.remoteHost ?? `[${this.remoteAddress}]`;
+    this._resetSession();
+    this.quail.connect().then(
+      (refusal) => {
+        if (this._closing || this._closed) return;
+        if (refusal) return this.#reply(refusal);
+        this._ready = true;
+        this.emitConnection();
+        this._sendGreeting();
+        const early = this.#early;
+        this.#early = undefined;
+        if (early) this._onCommand(early[0], early[1]);
+      },
+      (err: unknown) => {
+        this._server.logger.error({ err }, 'connect failed');
+        this.#reply(reply(421, Texts.internal, true));
+      },
+    );
+  }
+
+  override _sendGreeting(): void {
+    this.send(220, `${this.quail.settings.greeting} ESMTP`, false);
+  }
+
+  override _armTimeout(socket: Socket = this._socket): void {
+    socket.setTimeout(this.quail?.settings.timeoutMs ?? 1_200_000, () => this._onTimeout());
+  }
+
+  /** qmail's read timeout: `451 timeout (#4.4.2)` and close (not while the server itself is busy). */
+  override _onTimeout(): void {
+    if (this._closing) {
+      this._socket.destroy();
+      return;
+    }
+    if (this._handlerPending || (this._dataStream && this._parser && !this._parser._dataMode)) {
+      this._armTimeout();
+      return;
+    }
+    this.send(451, Texts.timeout, false);
+    this.close();
+  }
+
+  override _onClose(): void {
+    super._onClose();
+    this.#challengeAnswer?.('*');
+    this.quail.reset();
+    this.quail.conn.closed();
+    for (const resolve of this.#closedWaiters.splice(0)) resolve();
+  }
+
+  /** After STARTTLS the session starts over, as RFC 3207 requires. */
+  override upgrade(callback: Next, secureCallback?: Next): void {
+    super.upgrade(callback, () => {
+      const cipher = this.tlsOptions;
+      this.quail.secured({ protocol: cipher ? String(cipher.version) : 'TLS', cipher: cipher ? cipher.name : 'unknown' });
+      secureCallback?.();
+    });
+  }
+
+  override _onCommand(command: Buffer, callback?: Next): void {
+    const next = callback ?? (() => undefined);
+    const done = () => this._whenWritable(next);
+    if (this._upgrading || this._closing) return done();
+    if (!this._ready) {
+      if (this.quail.greetDelayMs > 0) {
+        this.send(421, `${this.quail.settings.me} You talk too soon`, false);
+        return;
+      }
+      // no greeting delay: a client that talks first is simply answered after the greeting
+      this.#early = [command, callback];
+      return;
+    }
+    const line = command.toString('utf8');
+    if (this._nextHandler) {
+      // a line of an AUTH exchange: the AUTH command still runs and releases the parser when done
+      const handler = this._nextHandler;
+      this._nextHandler = false;
+      this.#release = done;
+      this._handlerPending = true;
+      handler.call(this, command, () => undefined);
+      return;
+    }
+    if (/^(OPTIONS|GET|HEAD|POST|PUT|DELETE|TRACE|CONNECT) \/.* HTTP\/\d\.\d$/i.test(line)) {
+      this.send(421, 'HTTP requests not allowed', false);
+      return;
+    }
+    const space = line.indexOf(' ');
+    const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
+    if (this.stopping && this.quail.tx === undefined && verb !== 'QUIT') {
+      this.shutdown();
+      return;
+    }
+    const argument = space < 0 ? '' : line.slice(space + 1).replace(/^ +/, '');
+    this.#run(() => this.#dispatch(verb, argument, line), done);
+  }
+
+  /** Runs a command handler; a failure becomes a 451 and never reaches the socket pipe. */
+  #run(handler: () => Promise<void>, done: Next): void {
+    this._handlerPending = true;
+    this.#release = done;
+    handler()
+      .catch((err: unknown) => {
+        this._server.logger.error({ err }, 'command failed');
+        if (!this._closing && !this._closed) this.send(451, Texts.internal, false);
+      })
+      .finally(() => this.#releaseParser());
+  }
+
+  /** Lets the parser read the next line (the end of a command, or an AUTH challenge sent). */
+  #releaseParser(): void {
+    this._handlerPending = false;
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
+  }
+
+  async #dispatch(verb: string, argument: string, line: string): Promise<void> {
+    const s = this.quail;
+    if (s.settings.strict && STRICT_NEEDS_HELO.has(verb) && s.conn.helo === undefined) {
+      return this.#reply(reply(503, Texts.heloFirst));
+    }
+    switch (verb) {
+      case 'HELO':
+      case 'EHLO':
+        return this.#helo(verb, argument);
+      case 'MAIL':
+        return this.#reply(await s.mail(argument));
+      case 'RCPT':
+        return this.#reply(await s.rcpt(argument));
+      case 'DATA':
+        return this.#data();
+      case 'RSET':
+        s.reset();
+        return this.#reply(reply(250, Texts.flushed));
+      case 'NOOP':
+        return this.#reply(reply(250, Texts.ok));
+      case 'VRFY':
+        return this.#reply(reply(252, Texts.vrfy));
+      case 'HELP':
+        return this.#reply(reply(214, Texts.help));
+      case 'QUIT':
+        return this.#reply(reply(221, s.settings.greeting, true));
+      case 'STARTTLS':
+        return this.#startTls(argument);
+      case 'AUTH':
+        return this.#auth(argument);
+      default:
+        this._server.logger.debug({ line: line.slice(0, 80) }, 'unimplemented command');
+        return this.#reply(reply(502, Texts.unimplemented));
+    }
+  }
+
+  async #helo(verb: string, argument: string): Promise<void> {
+    const s = this.quail;
+    const name = argument.trim();
+    if (s.settings.strict && (name === '' || /\s/.test(name))) return this.#reply(reply(501, Texts.heloSyntax));
+    const refusal = await s.helo(name);
+    this.hostNameAppearsAs = name.toLowerCase();
+    this.openingCommand = verb;
+    if (refusal) return this.#reply(refusal);
+    if (verb === 'HELO') return this.#reply(reply(250, s.settings.greeting));
+    const lines = [s.settings.greeting, 'PIPELINING', '8BITMIME'];
+    if (s.databytes > 0) lines.push(`SIZE ${s.databytes}`);
+    if (this.#tlsOffered) lines.push('STARTTLS');
+    if (s.authAvailable && s.conn.user === undefined && s.authMechanisms.length > 0) lines.push(`AUTH ${s.authMechanisms.join(' ')}`);
+    this.#reply(reply(250, lines));
+  }
+
+  get #tlsOffered(): boolean {
+    return !this.secure && this.quail.settings.certificate !== undefined;
+  }
+
+  async #startTls(argument: string): Promise<void> {
+    if (this.secure) return this.#reply(reply(503, Texts.tlsActive));
+    if (!this.#tlsOffered) return this.#reply(reply(502, Texts.unimplemented));
+    if (argument.trim() !== '') return this.#reply(reply(501, Texts.tlsParams));
+    this.send(220, Texts.tlsReady, false);
+    await new Promise<void>((resolve) => this.upgrade(resolve));
+  }
+
+  async #data(): Promise<void> {
+    const s = this.quail;
+    const opened = await s.openData();
+    if (opened.code !== 354) return this.#reply(opened);
+    const parser = this._parser;
+    if (!(parser instanceof QmailStream) || this._closing) {
+      s.reset();
+      return;
+    }
+    const stream = parser.startQmailData(s.settings.allowBareLf);
+    this._dataStream = stream;
+    this.#reply(opened);
+    // the reply comes once the final dot was read and the queue answered; the
+    // parser waits for continue() before it reads the next command
+    s.receive(stream).then(
+      (r) => {
+        this._dataStream = false;
+        this._transactionCounter++;
+        this.#reply(r);
+        if (this._parser) this._parser.continue();
+      },
+      (err: { code?: string }) => {
+        this._dataStream = false;
+        if (err?.code === 'BARE_LF') {
+          this.#reply(reply(451, Texts.bareLf, true));
+        } else if (!this._closing && !this._closed) {
+          this._server.logger.error({ err }, 'message not received');
+          this.#reply(reply(451, Texts.internal, true));
+        }
+      },
+    );
+  }
+
+  async #auth(argument: string): Promise<void> {
+    const s = this.quail;
+    if (!s.hasAuthenticator) return this.#reply(reply(502, Texts.unimplemented));
+    if (s.conn.user !== undefined) return this.#reply(reply(503, Texts.authTwice));
+    if (s.tx !== undefined) return this.#reply(reply(503, Texts.authInTransaction));
+    const [mech = '', initial, ...extra] = argument.trim().split(/ +/);
+    const mechanism = mech.toUpperCase() as AuthMechanism;
+    if (!s.authMechanisms.includes(mechanism) || extra.length > 0) return this.#reply(reply(504, Texts.authUnknown));
+    if (!s.authAvailable) return this.#reply(reply(538, Texts.authNeedsTls));
+    const credentials = mechanism === 'PLAIN' ? await this.#plain(initial) : await this.#login(initial);
+    if ('code' in credentials) return this.#reply(credentials);
+    this.#reply(await s.authenticate(mechanism, credentials.username, credentials.password));
+  }
+
+  /** PLAIN (RFC 4616): `authzid NUL authcid NUL password`, given at once or after `334 `. */
+  async #plain(initial: string | undefined): Promise<SmtpReply | { username: string; password: string }> {
+    const response = initial === undefined ? await this.#challenge('') : initial === '=' ? '' : initial;
+    const decoded = decodeResponse(response);
+    if (typeof decoded !== 'string') return decoded;
+    const parts = decoded.split('\0');
+    if (parts.length !== 3 || parts[1] === '') return reply(501, Texts.authMalformed);
+    return { username: parts[1]!, password: parts[2]! };
+  }
+
+  /** LOGIN: `334 VXNlcm5hbWU6` (Username:) then `334 UGFzc3dvcmQ6` (Password:). */
+  async #login(initial: string | undefined): Promise<SmtpReply | { username: string; password: string }> {
+    const username = decodeResponse(initial === undefined ? await this.#challenge('VXNlcm5hbWU6') : initial);
+    if (typeof username !== 'string') return username;
+    const password = decodeResponse(await this.#challenge('UGFzc3dvcmQ6'));
+    if (typeof password !== 'string') return password;
+    if (username === '') return reply(501, Texts.authMalformed);
+    return { username, password };
+  }
+
+  /** Sends a `334` challenge and waits for the client's next line. */
+  #challenge(text: string): Promise<string> {
+    if (this._closed) return Promise.resolve('*');
+    return new Promise((resolve) => {
+      this.#challengeAnswer = resolve;
+      this._nextHandler = (command: Buffer) => {
+        this.#challengeAnswer = undefined;
+        resolve(command.toString('latin1').trim());
+      };
+      this.send(334, text, false);
+      this.#releaseParser();
+    });
+  }
+
+  #reply(r: SmtpReply): void {
+    if (this._closed) return;
+    this.send(r.code, r.text, false);
+    if (r.close && r.code !== 421) this.close();
+  }
+}
+
+/** Command lines longer than this get smtp-server's `421 Error: Command line too long` and a close. */
+const MAX_COMMAND = 4096;
+
+/** A base64 SASL response, or the reply refusing it (`*` cancels; broken base64 is malformed input). */
+function decodeResponse(response: string): string | SmtpReply {
+  if (response === '*') return reply(501, Texts.authCanceled);
+  if (response.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(response)) return reply(501, Texts.authMalformed);
+  const text = Buffer.from(response, 'base64').toString('utf8');
+  if (/[\r\n]/.test(text)) return reply(501, Texts.authMalformed);
+  return text;
+}
