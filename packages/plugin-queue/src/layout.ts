@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+
+/** Number of split subdirectories, as qmail's conf-split. */
+export const SPLIT = 23;
+
+/** Message ids: `<ms since epoch>.<10 hex digits>`; unique without coordination and sortable by time. */
+const ID_PATTERN = /^\d{1,16}\.[0-9a-f]{10}$/;
+
+export function newMessageId(nowMs: number): string {
+  return `${Math.max(0, Math.floor(nowMs))}.${randomBytes(5).toString('hex')}`;
+}
+
+export function isMessageId(name: string): boolean {
+  return ID_PATTERN.test(name);
+}
+
+/** The split subdirectory of a message: its random part modulo 23. */
+export function splitOf(id: string): number {
+  return Number.parseInt(id.slice(-6), 16) % SPLIT;
+}
+
+/**
+ * Where everything lives under `<root>/queue/`:
+ *
+ *   tmp/<id>            message body (and info rewrites) being written
+ *   mess/<s>/<id>       the message: queue Received line + data, bare LF
+ *   intd/<id>           envelope being written
+ *   todo/<id>           committed envelope (hard link of intd): the commit point
+ *   info/<s>/<id>       preprocessed message: sender, birth, routed recipients
+ *   state/<s>/<id>      append-only delivery log of the message; its mtime is the next attempt time
+ *   quarantine/         corrupt files moved aside
+ *   lock/sendmutex      pid of the process that delivers (one scheduler per queue)
+ */
+export class QueueLayout {
+  readonly base: string;
+  constructor(root: string) {
+    this.base = join(root, 'queue');
+  }
+
+  get tmpDir(): string {
+    return join(this.base, 'tmp');
+  }
+  get intdDir(): string {
+    return join(this.base, 'intd');
+  }
+  get todoDir(): string {
+    return join(this.base, 'todo');
+  }
+  get lockDir(): string {
+    return join(this.base, 'lock');
+  }
+  get sendLock(): string {
+    return join(this.lockDir, 'sendmutex');
+  }
+  get quarantineDir(): string {
+    return join(this.base, 'quarantine');
+  }
+  splitDir(kind: 'mess' | 'info' | 'state', s: number): string {
+    return join(this.base, kind, String(s));
+  }
+
+  tmp(name: string): string {
+    return join(this.tmpDir, name);
+  }
+  intd(id: string): string {
+    return join(this.intdDir, id);
+  }
+  todo(id: string): string {
+    return join(this.todoDir, id);
+  }
+  mess(id: string): string {
+    return join(this.splitDir('mess', splitOf(id)), id);
+  }
+  info(id: string): string {
+    return join(this.splitDir('info', splitOf(id)), id);
+  }
+  state(id: string): string {
+    return join(this.splitDir('state', splitOf(id)), id);
+  }
+
+  /** Every directory the queue needs. */
+  directories(): string[] {
+    const dirs = [this.tmpDir, this.intdDir, this.todoDir, this.quarantineDir, this.lockDir];
+    for (const kind of ['mess', 'info', 'state'] as const) for (let s = 0; s < SPLIT; s++) dirs.push(this.splitDir(kind, s));
+    return dirs;
+  }
+}

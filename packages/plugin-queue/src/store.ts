@@ -1,0 +1,51 @@
+import type { MessageSource, QueueOrigin, QueuedMessageInfo, QueueWriter, Route } from '@quail/core';
+import type { InfoRecord, RecipientProgress, StateEntry } from './records.js';
+
+/** A message loaded for a delivery pass: its routed recipients and what happened to each so far. */
+export interface LoadedMessage {
+  info: InfoRecord;
+  progress: RecipientProgress[];
+  /** Id of the bounce already queued for this message, if any. */
+  bounced?: string;
+  source: MessageSource;
+}
+
+/** Counts for qmail-qstat, without reading bodies. */
+export interface StoreCounts {
+  messages: number;
+  unprocessed: number;
+  pending: Record<string, number>;
+}
+
+/**
+ * Where the queue keeps its messages. The scheduler only talks to this, so a
+ * store on another medium (a database, a replicated log) can replace the disk.
+ */
+export interface QueueStore {
+  /** Creates what the store needs and removes what a crash left half-written. */
+  open(): Promise<void>;
+  createWriter(origin: QueueOrigin, onCommit: (id: string) => void): Promise<QueueWriter>;
+  /**
+   * Makes this process the one that delivers (qmail-send's lock/sendmutex). False when another
+   * live process already does; this one then only accepts messages.
+   */
+  lockScheduler(): Promise<{ ok: true } | { ok: false; holder: string }>;
+  unlockScheduler(): Promise<void>;
+  /** Calls `onId` when another process may have committed a message; returns a function that stops watching. */
+  watchUnprocessed(onId: (id: string) => void): () => void;
+  /** Committed messages not yet preprocessed, oldest first. */
+  listUnprocessed(): Promise<string[]>;
+  /** Routes the recipients of a committed message and stores the result; undefined when the message was quarantined. */
+  preprocess(id: string, route: (recipient: string, sender: string) => Promise<Route>): Promise<InfoRecord | undefined>;
+  /** Every preprocessed message and when it is next due (0: now), delivered in batches; `batch` returns false to stop early. */
+  scan(batch: (entries: Array<{ id: string; due: number }>) => boolean): Promise<void>;
+  load(id: string): Promise<LoadedMessage>;
+  /** Appends delivery records durably; `due` is the time the message should next be looked at. */
+  record(id: string, entries: StateEntry[]): Promise<void>;
+  setDue(id: string, due: number): Promise<void>;
+  remove(id: string): Promise<void>;
+  /** Moves a message that cannot be read out of the way; returns the paths moved. */
+  quarantine(id: string, reason: string): Promise<string[]>;
+  list(): AsyncIterable<QueuedMessageInfo>;
+  counts(): Promise<StoreCounts>;
+}

@@ -1,0 +1,71 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger, type MessageParser } from '@quail/core';
+import { ManualClock, tempRoot } from '@quail/core/testing';
+import { DiskQueueStore, formatQread, nodeQueueFs, safeLogText } from '@quail/plugin-queue';
+
+let cleanup: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await cleanup?.();
+  cleanup = undefined;
+});
+
+/** These tests never parse a message. */
+const unusedParser: MessageParser = {
+  headers: () => Promise.reject(new Error('not parsed in these tests')),
+  parse: () => Promise.reject(new Error('not parsed in these tests')),
+};
+
+async function openStore(fs = nodeQueueFs) {
+  const made = await tempRoot();
+  cleanup = made.cleanup;
+  const clock = new ManualClock(Date.UTC(2024, 2, 5, 9, 4, 1));
+  const store = new DiskQueueStore({ root: made.root, fs, parser: unusedParser, now: () => clock.now(), log: createLogger({ level: 'silent' }) });
+  await store.open();
+  const writer = await store.createWriter({ kind: 'network', remoteAddress: '192.0.2.1' }, () => undefined);
+  writer.stream.end('Subject: x\n\nbody\n');
+  const { id } = await writer.commit({ sender: 'alice@example.org', recipients: ['a@example.com', 'b@far.example', 'c\u0001@far.example'] });
+  await store.preprocess(id, async (recipient) => ({ channel: recipient.startsWith('a') ? 'local' : 'remote', recipient, address: recipient }));
+  return { store, id };
+}
+
+describe('DiskQueueStore', () => {
+  it('never loses a record when appends to one message race', async () => {
+    let slow = false;
+    const { store, id } = await openStore({
+      ...nodeQueueFs,
+      write: async (fh, data) => {
+        // The first append (the one creating the log) is the slowest, so the others would overtake it.
+        if (slow) {
+          slow = false;
+          await new Promise((r) => setTimeout(r, 30));
+        }
+        return nodeQueueFs.write(fh, data);
+      },
+    });
+    slow = true;
+    await Promise.all(Array.from({ length: 60 }, (_, n) => store.record(id, [{ k: 'defer', i: n % 3, t: `try ${n}`, next: n }])));
+    const { progress } = await store.load(id);
+    expect(progress.map((p) => p.attempts)).toEqual([20, 20, 20]);
+  });
+
+  it('lists per-recipient state the way qmail-qread prints it', async () => {
+    const { store, id } = await openStore();
+    await store.record(id, [
+      { k: 'done', i: 0, ok: true, t: 'did 1+0+0\n' },
+      { k: 'done', i: 1, ok: false, t: 'no such user\n' },
+    ]);
+    const listed = [];
+    for await (const m of store.list()) listed.push(m);
+    expect(listed).toHaveLength(1);
+    const size = listed[0]!.size;
+    expect(formatQread(listed[0]!)).toBe(
+      `5 Mar 2024 09:04:01 GMT  #${id}  ${size}  <alice@example.org>  bouncing\n  done\tlocal\ta@example.com\n  done\tremote\tb@far.example\n\tremote\tc_@far.example\n`,
+    );
+    expect(listed[0]!.recipients.map((r) => r.state)).toEqual(['delivered', 'failed', 'pending']);
+  });
+
+  it("makes report text safe for the log as qmail-send does", () => {
+    expect(safeLogText('did 1+0+0\n')).toBe('did_1+0+0/');
+    expect(safeLogText('100% sure\tnow\u00e9\n')).toBe('100__sure_now_/');
+  });
+});
