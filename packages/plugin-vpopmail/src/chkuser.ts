@@ -1,0 +1,21 @@
+import { deny, type EnvelopeAddress, type HookResult } from '@quail/core';
+import { readDefaultAction } from './domain-default.js';
+import { findExtensionFile, findRecipientUser } from './recipients.js';
+import type { VpopmailStore } from './store.js';
+
+/**
+ * The chkuser check at RCPT: a recipient of a vpopmail domain whose unknown
+ * users would bounce (bounce-no-mailbox) must be a user or a valias entry, else
+ * `550 sorry, no mailbox here by that name. (#5.1.1)`. Domains with a catch-all
+ * or `delete`, and domains this store does not serve, pass (undefined).
+ */
+export async function checkRecipient(store: VpopmailStore, recipient: EnvelopeAddress): Promise<HookResult> {
+  if (!recipient.domain) return undefined;
+  const location = await store.resolveDomain(recipient.domain);
+  if (!location) return undefined;
+  const action = await readDefaultAction(location.dir);
+  if (action.kind !== 'bounce' && action.kind !== 'none') return undefined;
+  if (await findExtensionFile(location.dir, recipient.local)) return undefined;
+  if (await findRecipientUser(store, recipient.local, location.domain)) return undefined;
+  return deny(550, 'sorry, no mailbox here by that name.', '5.1.1');
+}
