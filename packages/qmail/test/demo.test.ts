@@ -57,4 +57,18 @@ describe('quail demo (the README quick start)', () => {
     expect(again.stdout).toMatch(/^quail demo: reusing /);
     expect(again.stdout).toContain(`127.0.0.1:${smtp}`);
   }, 180_000);
+
+  it('keeps the demo password when run again on the same root', async () => {
+    const { dir: other, cleanup: done } = await tempDir();
+    const root = join(other, 'var', 'quail');
+    const first = await quail(['demo', '--no-start', '--root', root]);
+    const second = await quail(['demo', '--no-start', '--root', root]);
+    const pw = (text: string) => /^ {2}password {2}(\S+)$/m.exec(text)?.[1];
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain(`quail demo: created ${root}`);
+    expect(second.stdout).toContain(`quail demo: reusing ${root}`);
+    expect(pw(first.stdout)).toMatch(/^\S{8,}$/);
+    expect(pw(second.stdout)).toBe(pw(first.stdout));
+    await done();
+  });
 });

@@ -183,10 +183,7 @@ examples:
     };
     const report = await initRoot({ root, me: 'mail.example.test', domain: DEMO.domain, ...listen });
     const admin = openVpopmailAdmin(root);
-    const password = randomPassword();
-    const exists = await Promise.resolve(admin.userInfo(DEMO.user)).then(() => true, () => false);
-    if (exists) await admin.setPassword(DEMO.user, password);
-    else await admin.addUser(DEMO.user, password, { gecos: 'Demo User' });
+    const password = await demoPassword(admin);
     out(demoText(root, password, report.created.length > 0, await configuredListeners(root, listen)));
     if (values['no-start']) return 0;
     if (await runningPid(root)) {
@@ -216,6 +213,19 @@ async function configuredListeners(root: string, fallback: DemoListeners): Promi
     submission: await first('submission.listen', fallback.submission),
     pop3: await first('pop3d.listen', fallback.pop3),
   };
+}
+
+/**
+ * The demo user's password: the one it has when the install kept it in clear
+ * (a second `quail demo` keeps what the first printed), else a new one.
+ */
+async function demoPassword(admin: ReturnType<typeof openVpopmailAdmin>): Promise<string> {
+  const info = await Promise.resolve(admin.userInfo(DEMO.user)).catch(() => undefined);
+  if (info?.clearPassword) return info.clearPassword;
+  const password = randomPassword();
+  if (info) await admin.setPassword(DEMO.user, password);
+  else await admin.addUser(DEMO.user, password, { gecos: 'Demo User' });
+  return password;
 }
 
 export function demoText(root: string, password: string, created: boolean, listen: DemoListeners): string {
