@@ -78,10 +78,13 @@ afterEach(async () => {
 const joeMaildir = () => join(kit!.root, 'mail/example.test/joe/Maildir');
 
 describe('the preset with vpopmail swapped for json-users', () => {
-  it('runs the preset plugin list in the preset order, with json-users providing UserStore and Authenticator', () => {
+  it('runs the preset plugin list in the preset order, with json-users providing UserStore and Authenticator', async () => {
     expect(kit!.server.plugins).toEqual(presetPlugins().map((p) => (p.name === 'vpopmail' ? 'json-users' : p.name)));
     expect(kit!.server.resolve(Tokens.UserStore)).toBeInstanceOf(JsonUserStore);
-    expect(kit!.server.resolve(Tokens.Authenticator)).toBe(kit!.server.resolve(Tokens.UserStore));
+    // the kernel puts the Authenticator behind its login throttle; the checks are json-users'
+    const auth = kit!.server.resolve(Tokens.Authenticator);
+    expect(auth.mechanisms()).toEqual((kit!.server.resolve(Tokens.UserStore) as JsonUserStore).mechanisms());
+    expect(await auth.authenticate({ mechanism: 'USER', service: 'pop3', username: 'nobody@example.test', password: 'x' })).toMatchObject({ ok: false });
   });
 
   it('delivers SMTP mail to a JSON user, who reads and deletes it over POP3', async () => {

@@ -24,6 +24,7 @@ export {
 export { ConfigError, ConfigErrors, ErrorCodes, QuailError, isTemporary, type ErrorCode } from './errors.js';
 export { atomicWriteFile, fsyncDir } from './fs.js';
 export { Stage, createHooks, type AuthAttempt, type KernelHooks } from './hooks.js';
+export { LoginThrottle, throttledAuthenticator, type LoginThrottleSettings } from './login-throttle.js';
 export { createLogger, formatPretty, type LogFormat, type LoggerOptions } from './logger.js';
 export { Message, bufferSource, fileSource, type MessageSource } from './message.js';
 export { headerMap, readHeaderSection, type MessageHeaders, type MessageParser, type ParsedAttachment, type ParsedMessage } from './message-parser.js';

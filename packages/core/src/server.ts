@@ -14,8 +14,9 @@ import { createLogger, type LoggerOptions } from './logger.js';
 import { MailparserMessageParser } from './mailparser-parser.js';
 import type { Notes } from './notes.js';
 import { isPlugin, type Plugin, type PluginContext } from './plugin.js';
+import { LoginThrottle, throttledAuthenticator } from './login-throttle.js';
 import { createDnsResolver } from './resolver.js';
-import { Tokens, type Logger, type ServiceToken } from './services.js';
+import { Tokens, type Authenticator, type Logger, type ServiceToken } from './services.js';
 
 export interface ServerOptions {
   /** The server root: control/, queue/, domains/ ... live below it. */
@@ -42,6 +43,12 @@ const CORE_DEFAULTS: ReadonlyArray<ServiceToken<unknown>> = [Tokens.Clock, Token
 
 const coreControl = {
   plugins: control.list({ description: 'plugins to load, in order (package name or path relative to the root)' }),
+  loginfailures: control.int({
+    description: 'failed logins (SMTP AUTH, POP3) from one address before its logins are refused for loginwindow seconds; 0: no limit',
+    default: 10,
+    schema: { minimum: 0 },
+  }),
+  loginwindow: control.int({ description: 'seconds a failed login is remembered, and an address stays refused', default: 900, schema: { minimum: 1 } }),
 };
 
 /** A quail server: plugins composed over one control directory. */
@@ -55,6 +62,7 @@ export class QuailServer {
   #plugins: Plugin[] = [];
   readonly #control: ControlDirectory;
   readonly #options: ServerOptions;
+  #throttle?: LoginThrottle;
 
   constructor(options: ServerOptions) {
     this.#options = options;
@@ -143,6 +151,16 @@ export class QuailServer {
     return true;
   }
 
+  /** Every Authenticator a plugin provides sits behind the server's login throttle. */
+  #guard<T>(token: ServiceToken<T>, service: T): T {
+    if (token !== Tokens.Authenticator) return service;
+    this.#throttle ??= new LoginThrottle(this.container.resolve(Tokens.Clock), () => ({
+      maxFailures: this.control.get('loginfailures') as number,
+      windowSeconds: this.control.get('loginwindow') as number,
+    }));
+    return throttledAuthenticator(service as Authenticator, this.#throttle) as T;
+  }
+
   #registerCoreServices(): void {
     const c = this.container;
     c.registerInstance(Tokens.Logger, this.log);
@@ -195,12 +213,12 @@ export class QuailServer {
       log: this.log.child({ plugin: plugin.name }),
       provide: (token, service) => {
         checkDeclared(token);
-        this.container.registerInstance(token, service);
+        this.container.registerInstance(token, this.#guard(token, service));
       },
       provideFactory: (token, factory) => {
         checkDeclared(token);
         let made: { value: unknown } | undefined;
-        this.container.register(token, { useFactory: () => (made ??= { value: factory() }).value });
+        this.container.register(token, { useFactory: () => (made ??= { value: this.#guard(token, factory()) }).value });
       },
       resolve: (token) => this.container.resolve(token),
       resolveOptional: (token) => (this.container.isRegistered(token, true) ? this.container.resolve(token) : undefined),
