@@ -8,7 +8,8 @@ import { invalid, refused, shown } from './errors.js';
 import { applyFlags, flagsFromGid } from './flags.js';
 import { withFileLock } from './lock.js';
 import { dotQmailSuffix, requireAddress, requireDomain, requireGecos, requirePassword, requireUser } from './names.js';
-import { hashPassword, randomPassword } from './passwords.js';
+import { sharedPasswordHasher, type PasswordHasher } from './password-hasher.js';
+import { randomPassword } from './passwords.js';
 import { NOQUOTA, normaliseQuota, quotaFromField, usagePercent } from './quota.js';
 import { VpopmailStore, type DomainLocation } from './store.js';
 import { maildirUsage, updateMaildirSize, type MaildirUsage } from './usage.js';
@@ -68,6 +69,8 @@ export interface VpopmailAdminOptions {
   clearPasswords?: boolean;
   /** Told about each vpasswd line that is skipped (`file:line: reason`), once per line. */
   warn?: (message: string) => void;
+  /** Makes the password hashes; default one worker pool shared by the whole process. */
+  hasher?: PasswordHasher;
 }
 
 const VPASSWD_LOCK = '.vpasswd.quail-lock';
@@ -86,6 +89,7 @@ export class VpopmailAdmin {
   readonly root: string;
   readonly #options: VpopmailAdminOptions;
   readonly #store: VpopmailStore;
+  readonly #hasher: PasswordHasher;
   #virtual: Record<string, string> = {};
   #defaultDomain?: string;
   #clear = true;
@@ -94,6 +98,7 @@ export class VpopmailAdmin {
   constructor(root: string, options: VpopmailAdminOptions = {}) {
     this.root = resolve(root);
     this.#options = options;
+    this.#hasher = options.hasher ?? sharedPasswordHasher();
     this.#store = new VpopmailStore(this.root, {
       virtualDomains: () => this.#virtual,
       defaultDomain: () => this.#defaultDomain,
@@ -258,7 +263,7 @@ export class VpopmailAdmin {
   }
 
   async #createUser(location: DomainLocation, user: string, clear: string, options: { gecos: string; quota?: string }): Promise<void> {
-    const hash = hashPassword(clear);
+    const hash = await this.#hasher.hash(clear);
     const home = join(location.dir, user);
     await this.#withUsersLock(location, async () => {
       const file = await this.#readUsers(location);
@@ -310,7 +315,7 @@ export class VpopmailAdmin {
   /** vpasswd: new hash with a new salt (and the clear field when kept); refused with the noPassword flag. */
   async setPassword(address: string, password: string): Promise<void> {
     const clear = requirePassword(password);
-    const hash = hashPassword(clear);
+    const hash = await this.#hasher.hash(clear);
     await this.#updateUser(address, (entry) => {
       if (flagsFromGid(entry.gid).noPassword) throw refused(`Password changes are disabled for ${entry.name} (flag noPassword)`);
       const next: VpasswdEntry = { ...entry, passwd: hash };

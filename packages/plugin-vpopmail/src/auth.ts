@@ -1,5 +1,6 @@
-import type { AuthMechanism, AuthOutcome, Authenticator, Credentials, UserFlags } from '@quail/core';
-import { apopDigest, cramMd5Digest, equalInConstantTime, verifyPassword } from './passwords.js';
+import { ErrorCodes, QuailError, type AuthMechanism, type AuthOutcome, type Authenticator, type Credentials, type UserFlags } from '@quail/core';
+import { PasswordHasher } from './password-hasher.js';
+import { apopDigest, cramMd5Digest, equalInConstantTime } from './passwords.js';
 import { VerifiedPasswordCache } from './verified-cache.js';
 import type { VpopmailStore } from './store.js';
 
@@ -24,16 +25,21 @@ const SERVICE_FLAG: Record<string, keyof UserFlags> = {
  * vchkpw: checks a login against vpasswd. USER/PLAIN/LOGIN verify the crypt
  * hash; APOP and CRAM-MD5 need the clear-text field and are offered only when
  * the install keeps it. A correct password for a service the user's flags close
- * gives `disabled`.
+ * gives `disabled`. Crypt hashes are checked on the PasswordHasher's worker
+ * threads; when too many checks already wait there, the login gets
+ * `temporary` at once.
  */
 export class VpopmailAuthenticator implements Authenticator {
   readonly #store: VpopmailStore;
   readonly #clearPasswords: () => boolean;
-  readonly #verified = new VerifiedPasswordCache();
+  readonly #hasher: PasswordHasher;
+  readonly #verified: VerifiedPasswordCache;
 
-  constructor(store: VpopmailStore, clearPasswords: () => boolean) {
+  constructor(store: VpopmailStore, clearPasswords: () => boolean, hasher: PasswordHasher = new PasswordHasher()) {
     this.#store = store;
     this.#clearPasswords = clearPasswords;
+    this.#hasher = hasher;
+    this.#verified = new VerifiedPasswordCache((candidate, stored) => hasher.verify(candidate, stored));
   }
 
   mechanisms(): AuthMechanism[] {
@@ -50,21 +56,28 @@ export class VpopmailAuthenticator implements Authenticator {
       return { ok: false, reason: 'temporary', message: (err as Error).message };
     }
     const entry = found?.entry;
-    if (!this.#check(credentials, entry?.passwd ?? '', entry?.clear) || !found || !entry) return { ok: false, reason: 'bad-credentials' };
+    let matched: boolean;
+    try {
+      matched = await this.#check(credentials, entry?.passwd ?? '', entry?.clear);
+    } catch (err) {
+      if (err instanceof QuailError && err.code === ErrorCodes.TEMPORARY) return { ok: false, reason: 'temporary', message: err.message };
+      throw err;
+    }
+    if (!matched || !found || !entry) return { ok: false, reason: 'bad-credentials' };
     const user = this.#store.toMailUser(entry, found.location);
     const closing = SERVICE_FLAG[credentials.service];
     if (closing && user.flags[closing]) return { ok: false, reason: 'disabled', message: `${credentials.service} access closed for ${user.address}` };
     return { ok: true, user };
   }
 
-  #check(c: Credentials, hash: string, clear: string | undefined): boolean {
+  async #check(c: Credentials, hash: string, clear: string | undefined): Promise<boolean> {
     switch (c.mechanism) {
       case 'USER':
       case 'PLAIN':
       case 'LOGIN': {
         if (c.password === undefined || c.password === '' || Buffer.byteLength(c.password) > MAX_CANDIDATE_BYTES) return false;
         if (hash === '') {
-          verifyPassword(c.password, DUMMY_HASH);
+          await this.#hasher.verify(c.password, DUMMY_HASH);
           return false;
         }
         return this.#verified.verify(c.password, hash);

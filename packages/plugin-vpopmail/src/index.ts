@@ -8,5 +8,7 @@ export { VpopmailStore, type DomainLocation, type VpopmailStoreOptions } from '.
 export { VpopmailAuthenticator } from './auth.js';
 export { FlagBits, flagsFromGid, type FlagName } from './flags.js';
 export { hashPassword, verifyPassword, type HashScheme } from './passwords.js';
+export { PasswordHasher, sharedPasswordHasher, type HasherMode, type PasswordHasherOptions } from './password-hasher.js';
+export type { HashLibraries } from './hash-worker.js';
 export { normaliseQuota, quotaFromField } from './quota.js';
 export { parseVpasswd, formatVpasswdLine, type VpasswdEntry } from './vpasswd.js';

@@ -28,49 +28,81 @@ export function schemeOf(hash: string): HashScheme | undefined {
   return undefined;
 }
 
-/** crypt(3) of `password` with the salt (and rounds) taken from `setting`, for the schemes quail knows. */
-function crypt(password: string, setting: string, scheme: HashScheme): string | undefined {
+/**
+ * One call of a hashing library: everything scheme-specific is worked out
+ * beforehand, so that the same job can run here or in a worker thread
+ * (see password-hasher.ts) and the result is compared here.
+ */
+export type CryptJob =
+  | { kind: 'des'; key: number[]; salt: string }
+  | { kind: 'md5'; key: string; salt: string }
+  | { kind: 'sha'; key: string; setting: string };
+
+/** The job computing crypt(3) of `password` with the salt (and rounds) taken from `setting`. */
+export function cryptJob(password: string, setting: string, scheme: HashScheme): CryptJob {
   switch (scheme) {
     case 'des':
-      return descrypt([...Buffer.from(password, 'utf8')], setting.slice(0, 2));
-    case 'md5': {
-      const salt = setting.slice(3).split('$')[0]!.slice(0, 8);
-      return md5crypt(byteString(password), `$1$${salt}$`);
-    }
+      return { kind: 'des', key: [...Buffer.from(password, 'utf8')], salt: setting.slice(0, 2) };
+    case 'md5':
+      return { kind: 'md5', key: byteString(password), salt: `$1$${setting.slice(3).split('$')[0]!.slice(0, 8)}$` };
     case 'sha256':
     case 'sha512': {
       // The setting without the hash part: `$6$salt` or `$6$rounds=N$salt`.
       const parts = setting.split('$');
       const keep = parts[2]?.startsWith('rounds=') ? 4 : 3;
-      try {
-        return shacrypt(password, parts.slice(0, keep).join('$'));
-      } catch {
-        return undefined;
-      }
+      return { kind: 'sha', key: password, setting: parts.slice(0, keep).join('$') };
     }
   }
 }
 
-/** `crypt(candidate, stored) == stored`, compared in constant time. Unknown formats never match. */
-export function verifyPassword(candidate: string, stored: string): boolean {
-  const scheme = schemeOf(stored);
-  if (!scheme) return false;
-  const computed = crypt(candidate, stored, scheme);
+/** Runs a job on this thread; undefined when the library refuses the setting. */
+export function runCryptJob(job: CryptJob): string | undefined {
+  try {
+    switch (job.kind) {
+      case 'des':
+        return descrypt(job.key, job.salt);
+      case 'md5':
+        return md5crypt(job.key, job.salt);
+      case 'sha':
+        return shacrypt(job.key, job.setting);
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** A setting with a new random salt for `scheme`. */
+export function newSetting(scheme: HashScheme): string {
+  switch (scheme) {
+    case 'des':
+      return randomSalt(2);
+    case 'md5':
+      return `$1$${randomSalt(8)}`;
+    case 'sha256':
+      return `$5$${randomSalt(16)}`;
+    case 'sha512':
+      return `$6$${randomSalt(16)}`;
+  }
+}
+
+/** Whether a computed crypt(3) result is the stored hash, compared in constant time. */
+export function matchesStored(computed: string | undefined, stored: string): boolean {
   return computed !== undefined && equalInConstantTime(computed, stored);
 }
 
-/** A new hash with a random salt; SHA-512 (`$6$`) unless another scheme is asked for. */
+/**
+ * `crypt(candidate, stored) == stored` on the calling thread. Unknown formats
+ * never match. A server checks logins through PasswordHasher instead, which
+ * keeps this work off the event loop.
+ */
+export function verifyPassword(candidate: string, stored: string): boolean {
+  const scheme = schemeOf(stored);
+  return scheme !== undefined && matchesStored(runCryptJob(cryptJob(candidate, stored, scheme)), stored);
+}
+
+/** A new hash with a random salt on the calling thread; SHA-512 (`$6$`) unless another scheme is asked for. */
 export function hashPassword(password: string, scheme: HashScheme = 'sha512'): string {
-  switch (scheme) {
-    case 'des':
-      return crypt(password, randomSalt(2), 'des')!;
-    case 'md5':
-      return crypt(password, `$1$${randomSalt(8)}`, 'md5')!;
-    case 'sha256':
-      return crypt(password, `$5$${randomSalt(16)}`, 'sha256')!;
-    case 'sha512':
-      return crypt(password, `$6$${randomSalt(16)}`, 'sha512')!;
-  }
+  return runCryptJob(cryptJob(password, newSetting(scheme), scheme))!;
 }
 
 export function equalInConstantTime(a: string, b: string): boolean {

@@ -1,6 +1,7 @@
 import { control, definePlugin, qmailFiles, Stage, Tokens, type MailStore } from '@quail/core';
 import { VpopmailAuthenticator } from './auth.js';
 import { checkRecipient } from './chkuser.js';
+import { PasswordHasher } from './password-hasher.js';
 import { VpopmailStore } from './store.js';
 import { VdeliverMail } from './vdelivermail.js';
 
@@ -9,8 +10,9 @@ export const CLEAR_PASSWORD_FILE = 'vpopmail.clearpasswd';
 
 /**
  * vpopmail: virtual domains under `<root>/domains/`, the UserStore and
- * Authenticator services over their vpasswd files, vdelivermail as a `deliver`
- * tap, and chkuser's RCPT check.
+ * Authenticator services over their vpasswd files (password hashes checked on
+ * worker threads, stopped with the server), vdelivermail as a `deliver` tap,
+ * and chkuser's RCPT check.
  */
 export const vpopmailPlugin = definePlugin({
   name: 'vpopmail',
@@ -34,7 +36,9 @@ export const vpopmailPlugin = definePlugin({
       warn: (message) => ctx.log.warn(message),
     });
     ctx.provide(Tokens.UserStore, store);
-    ctx.provide(Tokens.Authenticator, new VpopmailAuthenticator(store, () => ctx.config[CLEAR_PASSWORD_FILE] === 1));
+    const hasher = new PasswordHasher({ warn: (message) => ctx.log.warn(message) });
+    ctx.provide(Tokens.Authenticator, new VpopmailAuthenticator(store, () => ctx.config[CLEAR_PASSWORD_FILE] === 1, hasher));
+    ctx.hooks.stop.tapPromise(ctx.name, () => hasher.close());
 
     let mailStore: MailStore | undefined;
     const vdelivermail = new VdeliverMail({

@@ -91,20 +91,29 @@ describe('APOP and CRAM-MD5 digests match Python', () => {
 });
 
 describe('the cache of verified passwords', () => {
-  it('answers like verifyPassword, keeps only successes, and is bounded', async () => {
-    const cache = new VerifiedPasswordCache(2);
+  it('answers like the full check, keeps only successes, and is bounded', async () => {
+    const checked: string[] = [];
+    const cache = new VerifiedPasswordCache(async (candidate, stored) => {
+      checked.push(candidate);
+      return verifyPassword(candidate, stored);
+    }, 2);
     const hashes = ['a1', 'b2', 'c3'].map((pw) => hashPassword(pw, 'md5'));
-    expect(cache.verify('a1', hashes[0]!)).toBe(true);
-    expect(cache.verify('a1', hashes[0]!)).toBe(true);
-    expect(cache.verify('wrong', hashes[0]!)).toBe(false);
-    expect(cache.verify('a1x', hashes[1]!)).toBe(false);
+    expect(await cache.verify('a1', hashes[0]!)).toBe(true);
+    expect(await cache.verify('a1', hashes[0]!)).toBe(true);
+    expect(checked).toEqual(['a1']);
+    expect(await cache.verify('wrong', hashes[0]!)).toBe(false);
+    expect(await cache.verify('a1x', hashes[1]!)).toBe(false);
     expect(cache.size).toBe(1);
-    expect(cache.verify('b2', hashes[1]!)).toBe(true);
-    expect(cache.verify('c3', hashes[2]!)).toBe(true);
+    expect(await cache.verify('b2', hashes[1]!)).toBe(true);
+    expect(await cache.verify('c3', hashes[2]!)).toBe(true);
     expect(cache.size).toBe(2);
+    // a1 was the oldest entry and has gone: it is checked in full again.
+    checked.length = 0;
+    expect(await cache.verify('a1', hashes[0]!)).toBe(true);
+    expect(checked).toEqual(['a1']);
     // A new hash for the same password (password changed) is checked afresh.
     const changed = hashPassword('a1', 'md5');
-    expect(cache.verify('a1', changed)).toBe(true);
-    expect(cache.verify('b2', changed)).toBe(false);
+    expect(await cache.verify('a1', changed)).toBe(true);
+    expect(await cache.verify('b2', changed)).toBe(false);
   });
 });
