@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Message } from './message.js';
 
 /** Delivery channels. `local` and `remote` are qmail's; a plugin may add its own (`lmtp`, ...). */
@@ -88,4 +89,15 @@ export interface CleanInfo {
   messageId: string;
   sender: string;
   results: Array<{ recipient: string; result: DeliveryResult }>;
+}
+
+/**
+ * A stable name for delivering one queued message to one recipient (and, where
+ * one recipient gets several copies, a `part` such as the dot-qmail line):
+ * `<queued seconds>.Q<hash>`. Given to `MailStore.deliver` as `key`, it makes a
+ * delivery repeated after a crash find its first copy instead of making a second.
+ */
+export function deliveryKey(delivery: Pick<Delivery, 'messageId' | 'queuedAt'>, recipient: string, part = ''): string {
+  const hash = createHash('sha256').update(`${delivery.messageId}\0${recipient}\0${part}`).digest('hex').slice(0, 24);
+  return `${Math.floor(delivery.queuedAt.getTime() / 1000)}.Q${hash}`;
 }

@@ -7,6 +7,7 @@ export { qmailFiles } from './control/qmail-files.js';
 export { control, fromMe, type ConfigOf, type ControlFileSpec, type ControlKind, type ControlSpecs, type DefaultContext, type Fail, type RawValue } from './control/spec.js';
 export {
   deferral,
+  deliveryKey,
   failure,
   reportPerRecipient,
   success,

@@ -125,6 +125,8 @@ export interface StoredMessage {
   uid: string;
   path: string;
   size: number;
+  /** True when a delivery with the same key was already in new/: nothing new was stored. */
+  repeated?: boolean;
 }
 
 export interface MailboxMessage {
@@ -159,12 +161,14 @@ export interface MailStore {
   /**
    * Atomic delivery: tmp/, fsync, rename into new/ (or `folder`'s new/).
    * `prepend` is header text (LF line endings) written before the message.
+   * `key` (from core's `deliveryKey`) names the delivery: the same key delivered
+   * again finds the first copy and stores no second one (a retry after a crash).
    * Throws QuailError QUAIL_E_QUOTA when over quota, QUAIL_E_TEMPORARY on I/O trouble.
    */
   deliver(
     maildir: string,
     source: MessageSource,
-    options?: { prepend?: string; quota?: Quota; folder?: string },
+    options?: { prepend?: string; quota?: Quota; folder?: string; key?: string },
   ): Promise<StoredMessage>;
   open(maildir: string): Promise<Mailbox>;
   /** Current use as counted against a quota. */

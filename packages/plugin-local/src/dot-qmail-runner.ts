@@ -3,6 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   deferral,
+  deliveryKey,
   ErrorCodes,
   failure,
   QuailError,
@@ -196,6 +197,7 @@ export class DotQmailFileRunner implements DotQmailRunner {
       try {
         const stored = await this.#options.mailStore().deliver(path, delivery.message.source, {
           prepend: c.rpLine + c.dtLine,
+          key: deliveryKey(delivery, request.recipient.recipient, `line ${instruction.line}`),
           ...(request.quota && { quota: request.quota }),
         });
         await this.#giveToOwner(stored.path, loaded.owner);

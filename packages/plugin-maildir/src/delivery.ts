@@ -12,7 +12,12 @@ export interface WrittenMessage {
   path: string;
   size: number;
   crlfSize: number;
+  /** A keyed delivery found its earlier copy in new/ and stored nothing new. */
+  repeated: boolean;
 }
+
+/** What `MailStore.deliver`'s `key` must look like (core's deliveryKey). */
+export const DELIVERY_KEY = /^\d{1,12}\.Q[0-9a-f]{8,64}$/;
 
 /** Name collisions tolerated before giving up (O_EXCL makes them harmless). */
 const ATTEMPTS = 3;
@@ -23,16 +28,24 @@ const ATTEMPTS = 3;
  * fsync, close, a hard link into new/ (never over an existing name; rename where
  * the file system has no links), tmp/ entry removed, new/ fsynced.
  * Any failure removes the tmp/ file and is temporary.
+ *
+ * With a `key` the name is `<key>.<host>` instead of a fresh one, so the same
+ * delivery made twice (a retry after a crash between the link and the queue's
+ * record of success) finds its first copy in new/ and stores no second one, and
+ * a tmp/ file left by the crashed attempt is its own to replace.
  */
-export async function writeIntoMaildir(dir: string, names: UniqueNames, prepend: Buffer, source: MessageSource): Promise<WrittenMessage> {
+export async function writeIntoMaildir(dir: string, names: UniqueNames, prepend: Buffer, source: MessageSource, key?: string): Promise<WrittenMessage> {
   for (let attempt = 1; ; attempt++) {
-    const { base } = names.next();
+    const base = key === undefined ? names.next().base : `${key}.${names.host}`;
     const tmpPath = join(dir, 'tmp', base);
     let fh: FileHandle | undefined;
     try {
       fh = await open(tmpPath, 'wx', 0o600);
     } catch (err) {
-      if (errnoCode(err) === 'EEXIST' && attempt < ATTEMPTS) continue;
+      if (errnoCode(err) === 'EEXIST' && attempt < ATTEMPTS) {
+        if (key !== undefined) await unlink(tmpPath).catch(() => undefined);
+        continue;
+      }
       throw temporary(`Unable to create a file in ${join(dir, 'tmp')}`, err);
     }
     let linked = false;
@@ -53,13 +66,15 @@ export async function writeIntoMaildir(dir: string, names: UniqueNames, prepend:
       await handle.close();
       const uid = `${base},S=${counter.bytes},W=${counter.crlfBytes}`;
       const target = join(dir, 'new', uid);
+      const written = { uid, path: target, size: counter.bytes, crlfSize: counter.crlfBytes };
       if (!(await publish(tmpPath, target))) {
+        if (key !== undefined) return { ...written, repeated: true };
         if (attempt < ATTEMPTS) continue;
         throw temporary(`Unable to find a free name in ${join(dir, 'new')}`);
       }
       linked = true;
       await fsyncDir(join(dir, 'new'));
-      return { uid, path: target, size: counter.bytes, crlfSize: counter.crlfBytes };
+      return { ...written, repeated: false };
     } catch (err) {
       throw temporary(linked ? `Unable to sync ${join(dir, 'new')}` : `Temporary error on maildir delivery to ${dir}`, err);
     } finally {

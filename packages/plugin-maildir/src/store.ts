@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCodes, QuailError, type Clock, type Logger, type MailStore, type MessageSource, type Quota, type StoredMessage } from '@quail/core';
-import { writeIntoMaildir } from './delivery.js';
+import { DELIVERY_KEY, writeIntoMaildir } from './delivery.js';
 import { temporary } from './errors.js';
 import { exists, folderPath, makeFolder, makeMaildir } from './folders.js';
 import { MaildirMailbox } from './mailbox.js';
@@ -23,6 +23,8 @@ export interface DeliverOptions {
   quota?: Quota;
   /** Maildir++ folder (`Sent`, `Lists.qmail`); created when missing. */
   folder?: string;
+  /** Names the delivery (core's deliveryKey): delivering the same key again stores no second copy. */
+  key?: string;
 }
 
 /**
@@ -57,6 +59,9 @@ export class MaildirStore implements MailStore {
   }
 
   async deliver(maildir: string, source: MessageSource, options: DeliverOptions = {}): Promise<StoredMessage> {
+    if (options.key !== undefined && !DELIVERY_KEY.test(options.key)) {
+      throw new QuailError(ErrorCodes.INVALID, `not a delivery key: ${JSON.stringify(options.key.slice(0, 80))}`);
+    }
     const target = options.folder === undefined ? maildir : await this.#deliveryFolder(maildir, options.folder);
     const prepend = Buffer.from(options.prepend ?? '');
     const sizeFile = new MaildirSizeFile(maildir, this.#names);
@@ -71,7 +76,11 @@ export class MaildirStore implements MailStore {
         throw new QuailError(ErrorCodes.QUOTA, `user is over quota (${maildir}: ${describeUsage(usage, options.quota)})`);
       }
     }
-    const written = await writeIntoMaildir(target, this.#names, prepend, source);
+    const written = await writeIntoMaildir(target, this.#names, prepend, source, options.key);
+    if (written.repeated) {
+      this.#log?.info({ maildir, uid: written.uid }, `${written.uid} was already delivered: no second copy`);
+      return { uid: written.uid, path: written.path, size: written.size, repeated: true };
+    }
     try {
       await sizeFile.record(written.size, 1);
     } catch (err) {

@@ -6,6 +6,7 @@ import {
   QuailError,
   bufferSource,
   deferral,
+  deliveryKey,
   failure,
   isTemporary,
   success,
@@ -142,7 +143,8 @@ export class VdeliverMail {
     const prepend = `Return-Path: <${t.delivery.sender}>\nDelivered-To: ${address}\n`;
     try {
       if (!(await exists(join(maildir, 'new')))) await store.create(maildir);
-      const stored = await store.deliver(maildir, t.delivery.message.source, { prepend, ...(quota && { quota }) });
+      const key = deliveryKey(t.delivery, t.recipient.recipient);
+      const stored = await store.deliver(maildir, t.delivery.message.source, { prepend, key, ...(quota && { quota }) });
       this.#s.log.debug({ maildir, uid: stored.uid }, `vdelivermail: ${address} delivered`);
       if (quota) await this.#quotaWarning(t, maildir, address, quota);
       return success(DELIVERED);

@@ -26,6 +26,9 @@ const domainDir = () => join(root, 'domains', 'example.com');
 
 const BODY = 'Received: (qmail 4242 invoked from network); 5 Mar 2024 09:04:01 -0000\nSubject: hi\n\n.leading dot\n';
 
+let messages = 0;
+
+/** A queued message to one address; each call is a new message, as each queued message has its own id. */
 function delivery(address: string, options: { prefix?: string; channel?: string; body?: string; sender?: string } = {}): Delivery {
   const parser = server.resolve<MessageParser>(Tokens.MessageParser);
   const at = address.lastIndexOf('@');
@@ -33,7 +36,7 @@ function delivery(address: string, options: { prefix?: string; channel?: string;
   const routed = `${prefix}-${address.slice(0, at)}@${address.slice(at + 1)}`;
   return {
     id: 1,
-    messageId: 'm1',
+    messageId: `m${++messages}`,
     sender: options.sender ?? 'alice@example.org',
     channel: options.channel ?? 'local',
     recipients: [{ recipient: address, route: { channel: options.channel ?? 'local', recipient: address, address: routed, prefix } }],
