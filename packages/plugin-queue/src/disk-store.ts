@@ -2,9 +2,11 @@ import { basename, dirname, join } from 'node:path';
 import { fileSource, type Logger, type MessageParser, type QueueOrigin, type QueuedMessageInfo, type QueuedRecipient, type QueueWriter, type Route } from '@quail/core';
 import { errnoCode, type QueueFs } from './fs-seam.js';
 import { isMessageId, QueueLayout, SPLIT, splitOf } from './layout.js';
-import { CorruptQueueFile, MessageGone, decodeEnvelope, decodeInfo, encodeInfo, encodeState, replayState, type InfoRecord, type RecipientProgress, type StateEntry } from './records.js';
+import { CorruptQueueFile, MessageGone, decodeEnvelope, type EnvelopeRecord, decodeInfo, encodeInfo, encodeState, replayState, type InfoRecord, type RecipientProgress, type StateEntry } from './records.js';
 import type { LoadedMessage, QueueStore, StoreCounts } from './store.js';
-import { DiskQueueWriter } from './writer.js';
+import { DirectorySyncer } from './dir-sync.js';
+import { SpareFiles } from './spare-files.js';
+import { DiskQueueWriter, type CommittedMessage } from './writer.js';
 
 export interface DiskStoreOptions {
   root: string;
@@ -36,6 +38,9 @@ export class DiskQueueStore implements QueueStore {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #appending = new Map<string, Promise<void>>();
+  readonly #dirs: DirectorySyncer;
+  readonly #committing = new Set<string>();
+  readonly #spares: SpareFiles;
 
   constructor(options: DiskStoreOptions) {
     this.layout = new QueueLayout(options.root);
@@ -43,6 +48,8 @@ export class DiskQueueStore implements QueueStore {
     this.#parser = options.parser;
     this.#now = options.now;
     this.#log = options.log;
+    this.#dirs = new DirectorySyncer(options.fs);
+    this.#spares = new SpareFiles(this.layout, options.fs);
   }
 
   async open(): Promise<void> {
@@ -95,8 +102,8 @@ export class DiskQueueStore implements QueueStore {
     return path.startsWith(this.layout.base) ? `queue${path.slice(this.layout.base.length)}` : path;
   }
 
-  createWriter(origin: QueueOrigin, onCommit: (id: string) => void): Promise<QueueWriter> {
-    return DiskQueueWriter.open({ layout: this.layout, fs: this.#fs, parser: this.#parser, now: this.#now, onCommit }, origin);
+  createWriter(origin: QueueOrigin, onCommit: (id: string, committed: CommittedMessage) => void): Promise<QueueWriter> {
+    return DiskQueueWriter.open({ layout: this.layout, fs: this.#fs, dirs: this.#dirs, spares: this.#spares, committing: this.#committing, parser: this.#parser, now: this.#now, onCommit }, origin);
   }
 
   async lockScheduler(): Promise<{ ok: true } | { ok: false; holder: string }> {
@@ -108,7 +115,7 @@ export class DiskQueueStore implements QueueStore {
         try {
           await this.#fs.write(fh, `${process.pid}\n`);
         } finally {
-          await fh.close();
+          await this.#fs.close(fh);
         }
         locksHeldHere.add(path);
         return { ok: true };
@@ -131,7 +138,7 @@ export class DiskQueueStore implements QueueStore {
   watchUnprocessed(onId: (id: string) => void): () => void {
     const trouble = (err: Error) => this.#log.warn(`warning: unable to watch ${this.#relative(this.layout.todoDir)}: ${err.message}; relying on rescans`);
     try {
-      return this.#fs.watch(this.layout.todoDir, (name) => isMessageId(name) && onId(name), trouble);
+      return this.#fs.watch(this.layout.todoDir, (name) => isMessageId(name) && !this.#committing.has(name) && onId(name), trouble);
     } catch (err) {
       trouble(err as Error);
       return () => undefined;
@@ -147,16 +154,23 @@ export class DiskQueueStore implements QueueStore {
     return ids.sort();
   }
 
-  async preprocess(id: string, route: (recipient: string, sender: string) => Promise<Route>): Promise<InfoRecord | undefined> {
+  async preprocess(id: string, route: (recipient: string, sender: string) => Promise<Route>, committed?: CommittedMessage): Promise<InfoRecord | undefined> {
     const { layout } = this;
     let info: InfoRecord;
-    const data = await this.#fs.readFile(layout.todo(id)).catch((err: unknown) => {
-      if (errnoCode(err) === 'ENOENT') throw new MessageGone(id);
-      throw err;
-    });
     try {
-      const env = decodeEnvelope(layout.todo(id), id, data);
-      const size = await this.#messSize(id);
+      let env: EnvelopeRecord;
+      let size: number;
+      if (committed) {
+        // committed by this process a moment ago: the envelope and size are known, and no state log can exist yet
+        ({ envelope: env, size } = committed);
+      } else {
+        const data = await this.#fs.readFile(layout.todo(id)).catch((err: unknown) => {
+          if (errnoCode(err) === 'ENOENT') throw new MessageGone(id);
+          throw err;
+        });
+        env = decodeEnvelope(layout.todo(id), id, data);
+        size = await this.#messSize(id);
+      }
       const recipients = [];
       for (const recipient of env.recipients) recipients.push({ recipient, route: await route(recipient, env.sender) });
       info = { v: 1, id, qp: env.qp, origin: env.origin, birth: env.at, size, sender: env.sender, recipients };
@@ -165,25 +179,38 @@ export class DiskQueueStore implements QueueStore {
       await this.quarantine(id, err.message);
       return undefined;
     }
-    await this.#fs.unlink(layout.state(id)).catch(ignoreMissing);
-    const tmp = layout.tmp(`${id}.info`);
+    if (!committed) await this.#fs.unlink(layout.state(id)).catch(ignoreMissing);
+    const tmp = this.#spares.take() ?? layout.tmp(`${id}.info`);
     try {
       const fh = await this.#fs.open(tmp, 'w', 0o640);
       try {
         await this.#fs.write(fh, encodeInfo(info));
         await this.#fs.sync(fh);
       } finally {
-        await fh.close();
+        await this.#fs.close(fh);
       }
       await this.#fs.rename(tmp, layout.info(id));
     } catch (err) {
       await this.#fs.unlink(tmp).catch(() => undefined);
       throw err;
     }
-    await this.#fs.syncDir(dirname(layout.info(id)));
-    await this.#fs.unlink(layout.todo(id)).catch(ignoreMissing);
-    await this.#fs.unlink(layout.intd(id)).catch(ignoreMissing);
-    await this.#fs.syncDir(layout.todoDir);
+    await this.#dirs.sync(dirname(layout.info(id)));
+    let spare: string | undefined;
+    if (committed) {
+      // the envelope's only name: its file becomes a spare once todo/ no longer names it durably
+      spare = await this.#spares.retire(layout.todo(id)).catch((err: unknown) => void ignoreMissing(err));
+    } else {
+      // after a crash intd/ may still name the same file
+      await this.#fs.unlink(layout.todo(id)).catch(ignoreMissing);
+      await this.#fs.unlink(layout.intd(id)).catch(ignoreMissing);
+    }
+    try {
+      await this.#dirs.sync(layout.todoDir);
+    } catch (err) {
+      if (spare) await this.#fs.unlink(spare).catch(() => undefined);
+      throw err;
+    }
+    this.#spares.keep(spare);
     return info;
   }
 
@@ -220,7 +247,12 @@ export class DiskQueueStore implements QueueStore {
     }
   }
 
-  async load(id: string): Promise<LoadedMessage> {
+  async load(id: string, fresh?: InfoRecord): Promise<LoadedMessage> {
+    if (fresh) {
+      // preprocessed by this process a moment ago: nothing on disk can be newer than this record
+      const progress = fresh.recipients.map(() => ({ done: false, ok: false, attempts: 0, next: 0 }));
+      return { info: fresh, progress, hasState: false, source: fileSource(this.layout.mess(id), fresh.size) };
+    }
     const infoPath = this.layout.info(id);
     let data: Buffer;
     try {
@@ -233,12 +265,14 @@ export class DiskQueueStore implements QueueStore {
     const size = await this.#messSize(id);
     if (size !== info.size) throw new CorruptQueueFile(this.layout.mess(id), `truncated or altered: ${size} bytes where ${info.size} were queued`);
     const statePath = this.layout.state(id);
+    let hasState = true;
     const state = await this.#fs.readFile(statePath).catch((err) => {
       ignoreMissing(err);
+      hasState = false;
       return Buffer.alloc(0);
     });
     const { progress, bounced } = replayState(statePath, state, info.recipients.length);
-    return { info, progress, ...(bounced !== undefined && { bounced }), source: fileSource(this.layout.mess(id), size) };
+    return { info, progress, hasState, ...(bounced !== undefined && { bounced }), source: fileSource(this.layout.mess(id), size) };
   }
 
   /** Appends to a message's state log; appends to one message are serialised so records never interleave. */
@@ -268,9 +302,9 @@ export class DiskQueueStore implements QueueStore {
       await this.#fs.write(fh, encodeState(entries));
       await this.#fs.sync(fh);
     } finally {
-      await fh.close();
+      await this.#fs.close(fh);
     }
-    if (created) await this.#fs.syncDir(dirname(path));
+    if (created) await this.#dirs.sync(dirname(path));
   }
 
   async setDue(id: string, due: number): Promise<void> {
@@ -280,8 +314,7 @@ export class DiskQueueStore implements QueueStore {
       await this.#fs.utimes(path, when, when);
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
-      const fh = await this.#fs.open(path, 'a', 0o640);
-      await fh.close();
+      await this.#fs.close(await this.#fs.open(path, 'a', 0o640));
       await this.#fs.utimes(path, when, when);
     }
   }
@@ -291,12 +324,27 @@ export class DiskQueueStore implements QueueStore {
    * queue), then the state log and the body; a crash in between leaves orphans
    * that the next start removes.
    */
-  async remove(id: string): Promise<void> {
+  async remove(id: string, how: { hasState?: boolean; size?: number } = {}): Promise<void> {
     const { layout } = this;
-    await this.#fs.unlink(layout.info(id)).catch(ignoreMissing);
-    await this.#fs.syncDir(dirname(layout.info(id)));
-    await this.#fs.unlink(layout.state(id)).catch(ignoreMissing);
-    await this.#fs.unlink(layout.mess(id)).catch(ignoreMissing);
+    const info = layout.info(id);
+    let spare: string | undefined;
+    if (how.size === undefined) await this.#fs.unlink(info).catch(ignoreMissing);
+    else spare = await this.#spares.retire(info).catch((err: unknown) => void ignoreMissing(err));
+    try {
+      await this.#dirs.sync(dirname(info));
+    } catch (err) {
+      if (spare) await this.#fs.unlink(spare).catch(() => undefined);
+      throw err;
+    }
+    this.#spares.keep(spare);
+    if (how.hasState !== false) await this.#fs.unlink(layout.state(id)).catch(ignoreMissing);
+    if (how.size === undefined) await this.#fs.unlink(layout.mess(id)).catch(ignoreMissing);
+    else this.#spares.keep(await this.#spares.retire(layout.mess(id), how.size).catch((err: unknown) => void ignoreMissing(err)));
+  }
+
+  /** Unlinks the spare files kept for reuse (when the queue goes idle and when it stops). */
+  release(): Promise<void> {
+    return this.#spares.drain();
   }
 
   async quarantine(id: string, reason: string): Promise<string[]> {

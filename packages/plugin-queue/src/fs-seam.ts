@@ -1,12 +1,14 @@
-import { watch } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { closeSync, fdatasync, fsync, linkSync, open, openSync, renameSync, unlink, watch, writeSync } from 'node:fs';
+import { mkdir, readdir, readFile, stat, utimes } from 'node:fs/promises';
 
 /**
  * The file-system calls the disk queue makes, gathered in one object so that a
  * test can inject faults (ENOSPC, EIO) at any step without touching the disk.
+ * Files are plain descriptors (numbers).
  */
 export interface QueueFs {
-  open(path: string, flags: string, mode?: number): Promise<FileHandle>;
+  open(path: string, flags: string, mode?: number): Promise<number>;
+  close(fd: number): Promise<void>;
   readFile(path: string): Promise<Buffer>;
   readdir(path: string): Promise<string[]>;
   rename(from: string, to: string): Promise<void>;
@@ -15,34 +17,62 @@ export interface QueueFs {
   mkdir(path: string): Promise<void>;
   stat(path: string): Promise<{ size: number; mtimeMs: number; ino: number }>;
   utimes(path: string, atime: Date, mtime: Date): Promise<void>;
-  /** Writes all of `data` at the handle's position. */
-  write(fh: FileHandle, data: Buffer | string): Promise<void>;
-  /** fsync of a file handle. */
-  sync(fh: FileHandle): Promise<void>;
+  /** Writes all of `data` at the descriptor's position. */
+  write(fd: number, data: Buffer | string): Promise<void>;
+  /**
+   * Makes a file's data durable: fdatasync, which also writes the size and block
+   * map (what reading the data needs) but skips timestamps. The file's NAME is
+   * made durable separately, by an fsync of its directory.
+   */
+  sync(fd: number): Promise<void>;
   /** fsync of a directory, so that names created or removed in it are durable. */
   syncDir(path: string): Promise<void>;
   /** Reports names created or removed in a directory; returns a function that stops watching. */
   watch(dir: string, onName: (name: string) => void, onError: (err: Error) => void): () => void;
 }
 
+/** Runs a synchronous call and hands its outcome over as a promise. */
+function now<T>(call: () => T): Promise<T> {
+  try {
+    return Promise.resolve(call());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function callback(resolve: () => void, reject: (err: unknown) => void) {
+  return (err: NodeJS.ErrnoException | null) => (err ? reject(err) : resolve());
+}
+
+/**
+ * The real file system. Calls that only touch the page cache or directory
+ * entries (write of a message, close, rename, link) run synchronously: each takes
+ * microseconds, and a trip through libuv's thread pool costs more CPU than the
+ * call itself. Creating a file (open: ext4's inode allocation) and unlinking one
+ * (freeing its inode and blocks) can take milliseconds, and everything that
+ * waits for the disk (fdatasync, fsync) or scans the queue at start-up, so those
+ * run in the thread pool.
+ */
 export const nodeQueueFs: QueueFs = {
-  open: (path, flags, mode) => open(path, flags, mode),
+  open: (path, flags, mode) => new Promise<number>((resolve, reject) => open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)))),
+  close: (fd) => now(() => closeSync(fd)),
   readFile: (path) => readFile(path),
   readdir: (path) => readdir(path),
-  rename: (from, to) => rename(from, to),
-  link: (existing, target) => link(existing, target),
-  unlink: (path) => unlink(path),
+  rename: (from, to) => now(() => renameSync(from, to)),
+  link: (existing, target) => now(() => linkSync(existing, target)),
+  unlink: (path) => new Promise<void>((resolve, reject) => unlink(path, callback(resolve, reject))),
   mkdir: async (path) => {
     await mkdir(path, { recursive: true, mode: 0o750 });
   },
   stat: (path) => stat(path),
   utimes: (path, atime, mtime) => utimes(path, atime, mtime),
-  write: async (fh, data) => {
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    let off = 0;
-    while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
-  },
-  sync: (fh) => fh.sync(),
+  write: (fd, data) =>
+    now(() => {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    }),
+  sync: (fd) => new Promise<void>((resolve, reject) => fdatasync(fd, callback(resolve, reject))),
   watch: (dir, onName, onError) => {
     const watcher = watch(dir, (_event, name) => {
       if (typeof name === 'string') onName(name);
@@ -51,11 +81,11 @@ export const nodeQueueFs: QueueFs = {
     return () => watcher.close();
   },
   syncDir: async (path) => {
-    const fh = await open(path, 'r');
+    const fd = openSync(path, 'r');
     try {
-      await fh.sync();
+      await new Promise<void>((resolve, reject) => fsync(fd, callback(resolve, reject)));
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   },
 };

@@ -7,8 +7,35 @@ export const SPLIT = 23;
 /** Message ids: `<ms since epoch>.<10 hex digits>`; unique without coordination and sortable by time. */
 const ID_PATTERN = /^\d{1,16}\.[0-9a-f]{10}$/;
 
+/** Random bytes drawn a page at a time: one call into the CSPRNG serves 819 ids. */
+let randomPool = Buffer.alloc(0);
+let randomOffset = 0;
+function randomFive(): Buffer {
+  if (randomOffset + 5 > randomPool.length) {
+    randomPool = randomBytes(4095);
+    randomOffset = 0;
+  }
+  randomOffset += 5;
+  return randomPool.subarray(randomOffset - 5, randomOffset);
+}
+
+/** How long new messages share one split directory (see newMessageId). */
+const SPLIT_WINDOW_MS = 1000;
+
+/**
+ * A new id. Its random part is chosen so that messages created within the same
+ * second fall into the same split directory: their directory fsyncs then batch
+ * together (DirectorySyncer), while over time the messages still spread over
+ * all 23 directories.
+ */
 export function newMessageId(nowMs: number): string {
-  return `${Math.max(0, Math.floor(nowMs))}.${randomBytes(5).toString('hex')}`;
+  const ms = Math.max(0, Math.floor(nowMs));
+  const split = Math.floor(ms / SPLIT_WINDOW_MS) % SPLIT;
+  const bytes = randomFive();
+  let low = bytes.readUIntBE(2, 3);
+  low = low - (low % SPLIT) + split;
+  if (low > 0xffffff) low -= SPLIT;
+  return `${ms}.${bytes.toString('hex', 0, 2)}${low.toString(16).padStart(6, '0')}`;
 }
 
 export function isMessageId(name: string): boolean {

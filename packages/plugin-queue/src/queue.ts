@@ -46,7 +46,7 @@ export class StoreQueue implements Queue {
 
   async create(origin: QueueOrigin): Promise<QueueWriter> {
     const store = await this.#ready();
-    return store.createWriter(origin, (id) => this.#scheduler().committed(id));
+    return store.createWriter(origin, (id, committed) => this.#scheduler().committed(id, committed));
   }
 
   async enqueue(envelope: Envelope, body: Readable | Buffer | string, origin: QueueOrigin): Promise<QueueReceipt> {

@@ -23,11 +23,18 @@ import { CorruptQueueFile, MessageGone, type InfoRecord, type StateEntry } from 
 import { DYING_TEXT, isDying, nextAttempt } from './retry.js';
 import { bounceAddress } from './router.js';
 import type { LoadedMessage, QueueStore } from './store.js';
+import type { CommittedMessage } from './writer.js';
 
 /** qmail-send's retry delay after a failed stat/open/unlink. */
 export const SLEEP_SYSFAIL_MS = 123_000;
 /** qmail-send rescans todo/ at least this often, in case a notification was missed. */
 export const SLEEP_TODO_MS = 1_500_000;
+/** Messages preprocessed at once (each waits on fsyncs, which concurrent ones share). */
+const PREPROCESS_CONCURRENCY = 32;
+/** Preprocessed records kept in memory for the first delivery pass, at most (beyond that, passes read them back). */
+const FRESH_LIMIT = 2048;
+/** Ids preprocessed lately, so the todo/ watcher's report of our own unlink is not taken for a new message. */
+const RECENT_LIMIT = 4096;
 
 export interface SchedulerControls extends BounceControls {
   concurrencylocal: number;
@@ -93,6 +100,11 @@ export class Scheduler {
   readonly #todo: string[] = [];
   readonly #todoQueued = new Set<string>();
   readonly #idleWaiters: Array<() => void> = [];
+  /** Envelopes committed by this process, waiting to be preprocessed without reading them back. */
+  readonly #committed = new Map<string, CommittedMessage>();
+  /** Records just preprocessed, for the first pass over each message. */
+  readonly #fresh = new Map<string, InfoRecord>();
+  readonly #recent = new Set<string>();
   #loading = 0;
   #preprocessing = 0;
   #timer: { handle: TimerHandle; at: number } | undefined;
@@ -129,7 +141,9 @@ export class Scheduler {
       return;
     }
     this.#started = true;
-    this.#unwatch = this.#o.store.watchUnprocessed((id) => this.committed(id));
+    this.#unwatch = this.#o.store.watchUnprocessed((id) => {
+      if (!this.#recent.has(id)) this.committed(id);
+    });
     this.#armRescan();
     this.#track(this.#startupScan());
     this.#pump();
@@ -158,8 +172,10 @@ export class Scheduler {
     });
   }
 
-  /** A message was committed: preprocess it now. */
-  committed(id: string): void {
+  /** A message was committed (by this process when `committed` is given): preprocess it now. */
+  committed(id: string, committed?: CommittedMessage): void {
+    if (this.#guest) return;
+    if (committed) this.#committed.set(id, committed);
     this.#addTodo(id);
     this.#pump();
   }
@@ -231,6 +247,7 @@ export class Scheduler {
       await this.#o.store.unlockScheduler().catch((err: Error) => this.#o.log.warn(`warning: unable to release the delivery lock: ${err.message}`));
       this.#o.log.info('status: exiting');
     }
+    await this.#o.store.release().catch((err: Error) => this.#o.log.warn(`warning: unable to remove spare queue files: ${err.message}`));
     for (const w of this.#idleWaiters.splice(0)) w();
   }
 
@@ -285,7 +302,7 @@ export class Scheduler {
       this.#checkIdle();
       return;
     }
-    while (this.#todo.length > 0 && this.#preprocessing < 4) {
+    while (this.#todo.length > 0 && this.#preprocessing < PREPROCESS_CONCURRENCY) {
       const id = this.#todo.shift()!;
       this.#preprocessing++;
       this.#track(this.#preprocess(id).finally(() => this.#preprocessing--));
@@ -334,9 +351,16 @@ export class Scheduler {
     this.#timer = undefined;
   }
 
+  /** Resolves the idle() waiters once nothing is left to do, after the store gave back its spare files. */
   #checkIdle(): void {
     if (this.#idleWaiters.length === 0 || !this.#isIdle()) return;
-    for (const w of this.#idleWaiters.splice(0)) w();
+    const waiters = this.#idleWaiters.splice(0);
+    void this.#o.store
+      .release()
+      .catch((err: Error) => this.#o.log.warn(`warning: unable to remove spare queue files: ${err.message}`))
+      .finally(() => {
+        for (const w of waiters) w();
+      });
   }
 
   #isIdle(): boolean {
@@ -350,8 +374,10 @@ export class Scheduler {
 
   async #preprocess(id: string): Promise<void> {
     let info: InfoRecord | undefined;
+    const committed = this.#committed.get(id);
+    this.#committed.delete(id);
     try {
-      info = await this.#o.store.preprocess(id, (recipient, sender) => this.#o.route(recipient, sender, id));
+      info = await this.#o.store.preprocess(id, (recipient, sender) => this.#o.route(recipient, sender, id), committed);
     } catch (err) {
       if (err instanceof MessageGone) {
         this.#todoQueued.delete(id);
@@ -368,7 +394,10 @@ export class Scheduler {
       return;
     }
     this.#todoQueued.delete(id);
+    this.#recent.add(id);
+    if (this.#recent.size > RECENT_LIMIT) this.#recent.delete(this.#recent.values().next().value!);
     if (!info) return;
+    if (!this.#paused && this.#fresh.size < FRESH_LIMIT) this.#fresh.set(id, info);
     const uid = info.origin.kind === 'local' ? info.origin.uid : (process.getuid?.() ?? 0);
     this.#o.log.info(`new msg ${id}`);
     this.#o.log.info(`info msg ${id}: bytes ${info.size} from <${info.sender}> qp ${info.qp} uid ${uid}`);
@@ -377,8 +406,10 @@ export class Scheduler {
 
   async #beginPass(id: string, force: boolean): Promise<void> {
     let m: LoadedMessage;
+    const fresh = this.#fresh.get(id);
+    this.#fresh.delete(id);
     try {
-      m = await this.#o.store.load(id);
+      m = await this.#o.store.load(id, fresh);
     } catch (err) {
       if (err instanceof MessageGone) return;
       if (err instanceof CorruptQueueFile) {
@@ -503,7 +534,10 @@ export class Scheduler {
     const finished = open.jobs === 1 && progress.every((p) => p.done && p.ok);
     try {
       // The last delivery of a message that succeeded everywhere is recorded by removing the message.
-      if (!finished) await this.#o.store.record(info.id, entries);
+      if (!finished) {
+        open.m.hasState = true;
+        await this.#o.store.record(info.id, entries);
+      }
     } catch (err) {
       this.#o.log.warn(`warning: trouble marking message ${info.id}: ${(err as Error).message}; message will be delivered twice!`);
     }
@@ -513,7 +547,8 @@ export class Scheduler {
       this.#o.log.warn(`warning: delivered hook failed: ${(err as Error).message}`);
     }
     open.jobs--;
-    if (open.jobs === 0) await this.#endPass(open);
+    // finishing the pass (bounce, clean, removal) is qmail-clean's work, outside the channel's concurrency slot
+    if (open.jobs === 0) this.#track(this.#endPass(open));
   }
 
   async #endPass(open: OpenMessage): Promise<void> {
@@ -557,7 +592,7 @@ export class Scheduler {
     await this.#o.hooks.clean.promise(clean);
     this.#o.log.info(`end msg ${info.id}`);
     try {
-      await this.#o.store.remove(info.id);
+      await this.#o.store.remove(info.id, { hasState: open.m.hasState, size: info.size });
     } catch (err) {
       this.#o.log.warn(`warning: unable to remove message ${info.id}: ${(err as Error).message}; will try again later`);
       this.#wait(open.id, this.#o.clock.now() + SLEEP_SYSFAIL_MS, false);
@@ -586,6 +621,7 @@ export class Scheduler {
     const head = bounceHead(plan, info.sender, failures, controls, this.#o.clock.now());
     try {
       const receipt = await this.#o.injectBounce(plan, head, open.m.source);
+      open.m.hasState = true;
       await this.#o.store.record(info.id, [{ k: 'bounced', id: receipt.id }]).catch(() => undefined);
       open.m.bounced = receipt.id;
       this.#o.log.info(`bounce msg ${info.id} qp ${receipt.qp}`);

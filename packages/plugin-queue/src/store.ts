@@ -1,10 +1,13 @@
 import type { MessageSource, QueueOrigin, QueuedMessageInfo, QueueWriter, Route } from '@quail/core';
 import type { InfoRecord, RecipientProgress, StateEntry } from './records.js';
+import type { CommittedMessage } from './writer.js';
 
 /** A message loaded for a delivery pass: its routed recipients and what happened to each so far. */
 export interface LoadedMessage {
   info: InfoRecord;
   progress: RecipientProgress[];
+  /** False when the message has no state log (nothing was recorded yet), so removal need not unlink one. */
+  hasState: boolean;
   /** Id of the bounce already queued for this message, if any. */
   bounced?: string;
   source: MessageSource;
@@ -24,7 +27,8 @@ export interface StoreCounts {
 export interface QueueStore {
   /** Creates what the store needs and removes what a crash left half-written. */
   open(): Promise<void>;
-  createWriter(origin: QueueOrigin, onCommit: (id: string) => void): Promise<QueueWriter>;
+  /** `onCommit` receives what was committed, so that this process can preprocess it without reading it back. */
+  createWriter(origin: QueueOrigin, onCommit: (id: string, committed: CommittedMessage) => void): Promise<QueueWriter>;
   /**
    * Makes this process the one that delivers (qmail-send's lock/sendmutex). False when another
    * live process already does; this one then only accepts messages.
@@ -35,15 +39,25 @@ export interface QueueStore {
   watchUnprocessed(onId: (id: string) => void): () => void;
   /** Committed messages not yet preprocessed, oldest first. */
   listUnprocessed(): Promise<string[]>;
-  /** Routes the recipients of a committed message and stores the result; undefined when the message was quarantined. */
-  preprocess(id: string, route: (recipient: string, sender: string) => Promise<Route>): Promise<InfoRecord | undefined>;
+  /**
+   * Routes the recipients of a committed message and stores the result; undefined when the message was quarantined.
+   * `committed` is given when this process committed the message itself (nothing is read back then).
+   */
+  preprocess(id: string, route: (recipient: string, sender: string) => Promise<Route>, committed?: CommittedMessage): Promise<InfoRecord | undefined>;
   /** Every preprocessed message and when it is next due (0: now), delivered in batches; `batch` returns false to stop early. */
   scan(batch: (entries: Array<{ id: string; due: number }>) => boolean): Promise<void>;
-  load(id: string): Promise<LoadedMessage>;
+  /** `fresh` is the record `preprocess` just returned in this process: the message is then not read back. */
+  load(id: string, fresh?: InfoRecord): Promise<LoadedMessage>;
   /** Appends delivery records durably; `due` is the time the message should next be looked at. */
   record(id: string, entries: StateEntry[]): Promise<void>;
   setDue(id: string, due: number): Promise<void>;
-  remove(id: string): Promise<void>;
+  /**
+   * Removes a finished message. `hasState` false: no state log was ever written (LoadedMessage.hasState
+   * and nothing recorded since); `size` (the message's size) lets the store recycle the files.
+   */
+  remove(id: string, how?: { hasState?: boolean; size?: number }): Promise<void>;
+  /** Gives back what the store keeps only for speed (recycled files); called when the queue is idle and at stop. */
+  release(): Promise<void>;
   /** Moves a message that cannot be read out of the way; returns the paths moved. */
   quarantine(id: string, reason: string): Promise<string[]>;
   list(): AsyncIterable<QueuedMessageInfo>;

@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { dirname } from 'node:path';
 import {
@@ -16,7 +15,9 @@ import {
 import { errnoCode, type QueueFs } from './fs-seam.js';
 import { qmailDate } from './format.js';
 import { newMessageId, type QueueLayout } from './layout.js';
-import { encodeEnvelope, envelopeProblem } from './records.js';
+import { encodeEnvelope, envelopeProblem, type EnvelopeRecord } from './records.js';
+import type { DirectorySyncer } from './dir-sync.js';
+import type { SpareFiles } from './spare-files.js';
 
 /** qmail-queue's `invoked ...` words for each origin (reference 3.3). */
 export function invokedBy(origin: QueueOrigin): string {
@@ -44,21 +45,44 @@ export function temporary(err: unknown, during: 'write' | 'create'): QuailError 
   return new QuailError(ErrorCodes.TEMPORARY, `${text}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }
 
+/** What an in-process commit hands to the scheduler, so that preprocessing need not read it back. */
+export interface CommittedMessage {
+  envelope: EnvelopeRecord;
+  /** Size of `mess/<s>/<id>` in bytes. */
+  size: number;
+}
+
 export interface WriterDeps {
   layout: QueueLayout;
   fs: QueueFs;
+  dirs: DirectorySyncer;
+  spares: SpareFiles;
+  /** Ids this process is committing: the todo/ watcher leaves them to `onCommit`. */
+  committing: Set<string>;
   parser: MessageParser;
   now: () => number;
-  onCommit: (id: string) => void;
+  onCommit: (id: string, committed: CommittedMessage) => void;
 }
 
 type WriterState = 'writing' | 'committing' | 'committed' | 'aborted';
 
+/** Data is kept in memory up to this size and then written in one call (a typical message: one write). */
+const WRITE_BUFFER = 64 * 1024;
+
+/** qmail's qp is the pid of qmail-queue; here the pid and a per-process sequence number. */
+let qpSequence = 0;
+function nextQp(): number {
+  qpSequence = (qpSequence + 1) & 0xffff;
+  return ((process.pid * 0x10000 + qpSequence) % 2 ** 31) || 1;
+}
+
 /**
- * qmail-queue for one message. The body goes to `tmp/<id>`; commit fsyncs it,
- * renames it to `mess/<s>/<id>`, writes and fsyncs `intd/<id>`, fsyncs the
- * message directory and then links `intd/<id>` to `todo/<id>` and fsyncs todo/:
- * that link is the instant the message is queued.
+ * qmail-queue for one message. The body goes to `tmp/<id>` (or a recycled spare
+ * file in tmp/); commit fdatasyncs it and renames it to `mess/<s>/<id>`, writes
+ * and fdatasyncs the envelope in `intd/<id>` (or a spare), fsyncs `mess/<s>/`
+ * (shared with concurrent commits), then links the envelope to `todo/<id>` and
+ * fsyncs `todo/` (shared too): once that fsync returns the message is queued,
+ * and the envelope's first name is removed.
  */
 export class DiskQueueWriter implements QueueWriter {
   readonly id: string;
@@ -66,23 +90,30 @@ export class DiskQueueWriter implements QueueWriter {
   readonly qp: number;
   readonly #deps: WriterDeps;
   readonly #origin: QueueOrigin;
-  #fh: FileHandle | undefined;
+  #fh: number | undefined;
   #size = 0;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
   #state: WriterState = 'writing';
   #path: string;
   #error: unknown;
   #finished: Promise<void>;
 
-  private constructor(deps: WriterDeps, id: string, fh: FileHandle, qp: number, origin: QueueOrigin) {
+  private constructor(deps: WriterDeps, id: string, path: string, fh: number, qp: number, origin: QueueOrigin) {
     this.#deps = deps;
     this.id = id;
     this.#fh = fh;
     this.qp = qp;
     this.#origin = origin;
-    this.#path = deps.layout.tmp(id);
+    this.#path = path;
     this.stream = new Writable({
-      write: (chunk: Buffer, _enc, cb) => this.#write(chunk).then(() => cb(), cb),
-      writev: (chunks, cb) => this.#write(Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), cb),
+      write: (chunk: Buffer, _enc, cb) => this.#add(chunk).then(() => cb(), cb),
+      writev: (chunks, cb) => {
+        let work = Promise.resolve();
+        for (const c of chunks) work = work.then(() => this.#add(c.chunk as Buffer));
+        work.then(() => cb(), cb);
+      },
+      final: (cb) => this.#flush().then(() => cb(), cb),
     });
     this.#finished = new Promise<void>((resolve, reject) => {
       this.stream.once('finish', resolve);
@@ -92,28 +123,45 @@ export class DiskQueueWriter implements QueueWriter {
     this.#finished.catch(() => undefined);
   }
 
-  /** Opens `tmp/<id>` and writes qmail-queue's Received line. */
+  /**
+   * Opens the body file in tmp/ (a recycled spare when there is one, otherwise a
+   * new `tmp/<id>`); qmail-queue's Received line goes first into the write buffer.
+   */
   static async open(deps: WriterDeps, origin: QueueOrigin): Promise<DiskQueueWriter> {
     const id = newMessageId(deps.now());
-    let fh: FileHandle | undefined;
+    const spare = deps.spares.take();
+    const path = spare ?? deps.layout.tmp(id);
+    let fh: number | undefined;
     try {
-      fh = await deps.fs.open(deps.layout.tmp(id), 'wx', 0o640);
-      const qp = (await fh.stat()).ino % 2 ** 31;
-      const writer = new DiskQueueWriter(deps, id, fh, qp, origin);
-      await writer.#write(Buffer.from(receivedLine(qp, origin, deps.now())));
+      fh = await deps.fs.open(path, spare ? 'w' : 'wx', 0o640);
+      const qp = nextQp();
+      const writer = new DiskQueueWriter(deps, id, path, fh, qp, origin);
+      await writer.#add(Buffer.from(receivedLine(qp, origin, deps.now())));
       return writer;
     } catch (err) {
-      await fh?.close().catch(() => undefined);
-      await deps.fs.unlink(deps.layout.tmp(id)).catch(() => undefined);
+      if (fh !== undefined) await deps.fs.close(fh).catch(() => undefined);
+      await deps.fs.unlink(path).catch(() => undefined);
       throw temporary(err, 'create');
     }
   }
 
-  async #write(chunk: Buffer): Promise<void> {
-    if (this.#state !== 'writing' || !this.#fh) throw new QuailError(ErrorCodes.STATE, `message ${this.id} is no longer being written`);
+  /** Buffers a chunk (the stream copies nothing: the caller's buffer is kept until written). */
+  async #add(chunk: Buffer): Promise<void> {
+    if (this.#state !== 'writing' || this.#fh === undefined) throw new QuailError(ErrorCodes.STATE, `message ${this.id} is no longer being written`);
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.length;
+    this.#size += chunk.length;
+    if (this.#pendingBytes >= WRITE_BUFFER) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#pendingBytes === 0) return;
+    if (this.#state !== 'writing' || this.#fh === undefined) throw new QuailError(ErrorCodes.STATE, `message ${this.id} is no longer being written`);
+    const data = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
     try {
-      await this.#deps.fs.write(this.#fh, chunk);
-      this.#size += chunk.length;
+      await this.#deps.fs.write(this.#fh, data);
     } catch (err) {
       this.#error ??= err;
       throw temporary(err, 'write');
@@ -156,11 +204,13 @@ export class DiskQueueWriter implements QueueWriter {
     this.#state = 'committing';
     const { fs, layout } = this.#deps;
     const mess = layout.mess(this.id);
-    const intd = layout.intd(this.id);
     const todo = layout.todo(this.id);
+    // the envelope is written under intd/<id>, or in a recycled spare file of tmp/
+    const spare = this.#deps.spares.take();
+    const intd = spare ?? layout.intd(this.id);
     const acceptedAt = this.#deps.now();
     let linked = false;
-    const record = encodeEnvelope({
+    const envRecord: EnvelopeRecord = {
       v: 1,
       id: this.id,
       qp: this.qp,
@@ -168,7 +218,9 @@ export class DiskQueueWriter implements QueueWriter {
       at: acceptedAt,
       sender: envelope.sender,
       recipients: [...envelope.recipients],
-    });
+    };
+    const record = encodeEnvelope(envRecord);
+    const { dirs } = this.#deps;
     try {
       const fh = this.#fh!;
       // The body, its name in mess/ and the envelope become durable side by side;
@@ -176,31 +228,33 @@ export class DiskQueueWriter implements QueueWriter {
       const body = (async () => {
         await fs.sync(fh);
         this.#fh = undefined;
-        await fh.close();
+        await fs.close(fh);
       })();
       const name = (async () => {
         await fs.rename(this.#path, mess);
         this.#path = mess;
-        await fs.syncDir(dirname(mess));
+        await dirs.sync(dirname(mess));
       })();
       const env = (async () => {
-        const efh = await fs.open(intd, 'wx', 0o640);
+        const efh = await fs.open(intd, spare ? 'w' : 'wx', 0o640);
         try {
           await fs.write(efh, record);
           await fs.sync(efh);
         } finally {
-          await efh.close();
+          await fs.close(efh);
         }
       })();
       const outcomes = await Promise.allSettled([body, name, env]);
       const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
       if (failed) throw failed.reason;
+      this.#deps.committing.add(this.id);
       await fs.link(intd, todo);
       linked = true;
-      await fs.syncDir(layout.todoDir);
+      await dirs.sync(layout.todoDir);
     } catch (err) {
+      this.#deps.committing.delete(this.id);
       this.#state = 'aborted';
-      await this.#fh?.close().catch(() => undefined);
+      if (this.#fh !== undefined) await fs.close(this.#fh).catch(() => undefined);
       this.#fh = undefined;
       if (linked) await fs.unlink(todo).catch(() => undefined);
       await fs.unlink(intd).catch(() => undefined);
@@ -209,7 +263,8 @@ export class DiskQueueWriter implements QueueWriter {
     }
     this.#state = 'committed';
     await fs.unlink(intd).catch(() => undefined);
-    this.#deps.onCommit(this.id);
+    this.#deps.onCommit(this.id, { envelope: envRecord, size: this.#size });
+    this.#deps.committing.delete(this.id);
     return { id: this.id, qp: this.qp, acceptedAt: new Date(acceptedAt) };
   }
 
@@ -219,7 +274,7 @@ export class DiskQueueWriter implements QueueWriter {
     if (!this.stream.destroyed) this.stream.destroy();
     const fh = this.#fh;
     this.#fh = undefined;
-    await fh?.close().catch(() => undefined);
+    if (fh !== undefined) await this.#deps.fs.close(fh).catch(() => undefined);
     await this.#deps.fs.unlink(this.#path).catch(() => undefined);
   }
 }

@@ -21,6 +21,15 @@ export interface ListenerOptions {
 
 type TicketOptions = SMTPConnectionOptions & { ticket?: GateTicket };
 
+let connectionSeq = 0;
+const connectionPrefix = `${process.pid.toString(36)}.`;
+
+/** Connection ids for the log: unique within this process, and the pid tells processes apart. */
+function nextConnectionId(): string {
+  connectionSeq++;
+  return connectionPrefix + connectionSeq.toString(36);
+}
+
 /**
  * smtp-server with the qmail command layer and tcpserver's gate in front. One
  * instance per listening address. The gate sits on the `connection` event of
@@ -48,9 +57,14 @@ class QmailSmtpServer extends SMTPServer {
     return server;
   }
 
+  /**
+   * No PROXY protocol here: the socket goes on at once with its gate ticket and a
+   * connection id from a per-process counter (smtp-server would draw 10 random
+   * bytes, make a BigInt of them and wait for the next turn of the event loop).
+   */
   override _handleProxy(socket: Socket, callback: (err: Error | null, options?: TicketOptions & { id: string }) => void): void {
     const ticket = this.#tickets.get(socket);
-    super._handleProxy(socket, (err, options) => callback(err, options && ticket ? { ...options, ticket } : options));
+    callback(null, { id: nextConnectionId(), ...(ticket && { ticket }) });
   }
 
   override connect(socket: Socket | TLSSocket, socketOptions?: TicketOptions | null): void {
@@ -98,6 +112,8 @@ export class SmtpListener {
         // STARTTLS is offered by the command layer only when servercert.pem exists
         hideSTARTTLS: !cert,
         disableReverseLookup: true,
+        // each QmailConnection names itself from control/me; this only spares smtp-server's os.hostname() per connection
+        name: 'localhost',
         logger: false,
         size: 0,
       },

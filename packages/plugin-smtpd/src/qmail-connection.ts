@@ -28,6 +28,7 @@ export class QmailConnection extends SMTPConnection {
   /** Answers a pending AUTH challenge (with `*` when the client went away). */
   #challengeAnswer: ((line: string) => void) | undefined;
   readonly #closedWaiters: Array<() => void> = [];
+  #corked = false;
 
   constructor(server: SMTPServer, socket: Socket | TLSSocket, options: SMTPConnectionOptions | undefined, session: SmtpSession) {
     super(server, socket, options);
@@ -58,6 +59,7 @@ export class QmailConnection extends SMTPConnection {
   override _createParser(): QmailStream {
     const parser = new QmailStream({ maxCommandLength: MAX_COMMAND });
     parser.oncommand = (command: Buffer, callback?: Next) => this._onCommand(command, callback);
+    parser.onPipelined = () => this.#corkOneTurn();
     parser.on('error', (err: Error) => {
       this.send(421, `Error: ${err.message}`, false);
     });
@@ -70,6 +72,22 @@ export class QmailConnection extends SMTPConnection {
       const delay = this.quail.greetDelayMs;
       if (delay > 0) setTimeout(() => this.connectionReady(), delay).unref();
       else this.connectionReady();
+    });
+  }
+
+  /**
+   * A pipelining client sent several commands in one packet: the replies they get
+   * within this turn of the event loop leave in one write (one TCP segment) instead
+   * of one write each.
+   */
+  #corkOneTurn(): void {
+    if (this.#corked) return;
+    const socket = this._socket;
+    this.#corked = true;
+    socket.cork();
+    setImmediate(() => {
+      this.#corked = false;
+      socket.uncork();
     });
   }
 

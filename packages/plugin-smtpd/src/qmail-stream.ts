@@ -17,6 +17,16 @@ export class BareLfError extends Error {
  */
 export class QmailStream extends SMTPStream {
   #decoder = new DataDecoder();
+  /** Called when a chunk of commands holds more than one line (a pipelining client). */
+  onPipelined: (() => void) | undefined;
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, next: (err?: Error | null) => void): void {
+    if (this.onPipelined && !this._dataMode && chunk.length > 0) {
+      const newline = chunk.indexOf(10);
+      if (newline >= 0 && newline < chunk.length - 1) this.onPipelined();
+    }
+    super._write(chunk, encoding, next);
+  }
 
   /** Enters data mode with a fresh decoder. */
   startQmailData(allowBareLf: boolean): SMTPServerDataStream {
