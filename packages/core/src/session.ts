@@ -35,9 +35,8 @@ export class Connection {
    */
   readonly env: Record<string, string>;
   readonly notes = new Notes();
-  /** Aborted when the client goes away, so long-running hook work can stop. */
-  readonly signal: AbortSignal;
-  readonly #abort = new AbortController();
+  #abort?: AbortController;
+  #closed = false;
 
   constructor(init: {
     protocol: Protocol;
@@ -56,7 +55,18 @@ export class Connection {
     this.localPort = init.localPort;
     this.env = { ...init.env };
     this.startedAt = new Date();
-    this.signal = this.#abort.signal;
+  }
+
+  /**
+   * Aborted when the client goes away, so long-running hook work can stop.
+   * Made on first use: most connections never need one.
+   */
+  get signal(): AbortSignal {
+    if (!this.#abort) {
+      this.#abort = new AbortController();
+      if (this.#closed) this.#abort.abort();
+    }
+    return this.#abort.signal;
   }
 
   /** True when the client may relay: RELAYCLIENT set by tcprules, or authenticated. */
@@ -70,7 +80,8 @@ export class Connection {
 
   /** Called by the listener when the connection ends. */
   closed(): void {
-    this.#abort.abort();
+    this.#closed = true;
+    this.#abort?.abort();
   }
 }
 

@@ -38,3 +38,18 @@ describe('deliveryKey', () => {
     expect(keys.size).toBe(4);
   });
 });
+
+describe('Connection.signal', () => {
+  it('aborts on close, whether it was asked for before or after', async () => {
+    const { Connection } = await import('@quail/core');
+    const make = () => new Connection({ protocol: 'smtp', remoteAddress: '127.0.0.1', remotePort: 1, localAddress: '127.0.0.1', localPort: 25 });
+    const early = make();
+    const signal = early.signal;
+    expect(signal.aborted).toBe(false);
+    early.closed();
+    expect(signal.aborted).toBe(true);
+    const late = make();
+    late.closed();
+    expect(late.signal.aborted).toBe(true);
+  });
+});

@@ -89,6 +89,19 @@ describe('control files', () => {
     expect((await load({ servercert: pem })).get('servercert')).toBe(pem);
   });
 
+  it('reads a control file that is a symbolic link, and skips a dangling one', async () => {
+    const { root, cleanup } = await tempRoot({ 'shared-rcpthosts': 'linked.example\n' });
+    const { symlink } = await import('node:fs/promises');
+    await symlink(join(root, 'control', 'shared-rcpthosts'), join(root, 'control', 'rcpthosts'));
+    await symlink(join(root, 'nowhere'), join(root, 'control', 'databytes'));
+    const dir = new ControlDirectory(root);
+    dir.declare('test', specs);
+    const snap = await dir.load();
+    expect(snap.get('rcpthosts')).toEqual(['linked.example']);
+    expect(snap.entries.find((e) => e.file === 'databytes')).toMatchObject({ isDefault: true, value: 0 });
+    await cleanup();
+  });
+
   it('lists files that no plugin declares as unknown, without failing', async () => {
     const snap = await load({ 'concurrencylocall': '5\n', '.hidden': 'x', 'rcpthosts~': 'x' });
     expect(snap.unknown).toEqual(['concurrencylocall']);

@@ -1,5 +1,5 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { ErrorCodes, QuailError, type Fail } from '@quail/core';
+import { ErrorCodes, QuailError, TLS_SERVER_OPTIONS, type Fail } from '@quail/core';
 
 /** Key and certificate chain from control/servercert.pem (the same shape plugin-smtpd reads). */
 export interface ServerCertificate {
@@ -27,10 +27,10 @@ export function parseServerCertificate(pem: string, fail: Fail): ServerCertifica
   return { key: keys[0]!, cert: certs.join('\n') };
 }
 
-/** The TLS context for STLS and POP3S: TLS 1.2 or newer. */
+/** The TLS context for STLS and POP3S: core's TLS policy (TLS 1.2 or newer, forward-secret AEAD ciphers). */
 export function secureContextFor(certificate: ServerCertificate): SecureContext {
   try {
-    return createSecureContext({ key: certificate.key, cert: certificate.cert, minVersion: 'TLSv1.2' });
+    return createSecureContext({ key: certificate.key, cert: certificate.cert, ...TLS_SERVER_OPTIONS });
   } catch (err) {
     throw new QuailError(ErrorCodes.CONFIG, `control/servercert.pem: ${(err as Error).message}`, { cause: err });
   }

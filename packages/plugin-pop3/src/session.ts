@@ -342,7 +342,7 @@ export class Pop3Session {
     if (outcome.ok && outcome.user.flags.noPop) outcome = { ok: false, reason: 'disabled' };
     if (!outcome.ok) {
       if (outcome.reason === 'temporary') {
-        this.#transport.send('-ERR [SYS/TEMP] authentication is temporarily unavailable, try again later');
+        this.#transport.send(`-ERR [SYS/TEMP] ${outcome.message ?? 'authentication is temporarily unavailable, try again later'}`);
         this.#close();
         return;
       }

@@ -2,7 +2,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
-import { Connection, normaliseIp, type Logger } from '@quail/core';
+import { Connection, TLS_SERVER_OPTIONS, normaliseIp, type Logger } from '@quail/core';
 import type { ListenAddress } from './listen.js';
 import { QmailConnection } from './qmail-connection.js';
 import type { SmtpSession } from './session.js';
@@ -108,7 +108,7 @@ export class SmtpListener {
       {
         secure: options.kind === 'smtps',
         ...(cert && { key: cert.key, cert: cert.cert }),
-        minVersion: 'TLSv1.2',
+        ...TLS_SERVER_OPTIONS,
         // STARTTLS is offered by the command layer only when servercert.pem exists
         hideSTARTTLS: !cert,
         disableReverseLookup: true,

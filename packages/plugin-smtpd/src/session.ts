@@ -4,6 +4,7 @@ import {
   Transaction,
   isTemporary,
   matchesHostList,
+  qmailText,
   splitAddress,
   verdictToSmtpReply,
   type AuthMechanism,
@@ -145,7 +146,7 @@ export class SmtpSession {
       return reply(454, Texts.authTemporary);
     }
     if (outcome.ok) return this.#authenticated(username);
-    if (outcome.reason === 'temporary') return reply(454, Texts.authTemporary);
+    if (outcome.reason === 'temporary') return reply(454, outcome.message ? qmailText(outcome.message, '4.7.0') : Texts.authTemporary);
     return this.#authFailed(reply(535, Texts.authFailed));
   }
 

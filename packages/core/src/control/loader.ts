@@ -146,7 +146,12 @@ export class ControlDirectory {
   async #listDir(): Promise<string[]> {
     try {
       const names = await readdir(this.dir, { withFileTypes: true });
-      return names.filter((d) => d.isFile() && !d.name.startsWith('.') && !d.name.endsWith('~')).map((d) => d.name);
+      const visible = names.filter((d) => !d.name.startsWith('.') && !d.name.endsWith('~'));
+      // a symbolic link counts as the file it points to (admins link shared files in)
+      const files = await Promise.all(
+        visible.map(async (d) => (d.isFile() || (d.isSymbolicLink() && (await stat(join(this.dir, d.name)).then((i) => i.isFile(), () => false))) ? d.name : undefined)),
+      );
+      return files.filter((f): f is string => f !== undefined);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new QuailError(ErrorCodes.CONFIG, `control/: cannot read the directory: ${(err as Error).message}`, { cause: err });

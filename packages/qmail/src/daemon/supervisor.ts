@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createLogger, type LogFormat, type Logger } from '@quail/core';
 import { rootPaths } from '../root.js';
+import { checkControlPermissions } from './permissions.js';
 import { claimSocket, listenControl, type ControlRequest, type ControlResponse } from './control-socket.js';
 import { WORKER_EXIT, type WorkerCommand, type WorkerMessage } from './ipc.js';
 import { MultilogWriter, StdoutSink, type LineSink, type LogStamp } from './multilog.js';
@@ -77,6 +78,7 @@ export class Supervisor {
   /** Runs until stopped; resolves with the exit code. */
   async run(): Promise<number> {
     const done = new Promise<number>((resolve) => (this.#exit = resolve));
+    await checkControlPermissions(this.#options.root);
     await claimSocket(this.#paths.socket);
     this.#control = await listenControl(this.#paths.socket, (req, body) => this.#command(req, body));
     writeFileSync(this.#paths.pid, `${process.pid}\n`);
@@ -259,6 +261,7 @@ export class Supervisor {
           body: body ?? Buffer.alloc(0),
         });
       }
+      case 'qstat':
       case 'queue':
       case 'doqueue':
       case 'reload':
