@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileSource, type Logger, type MessageParser, type QueueOrigin, type QueuedMessageInfo, type QueuedRecipient, type QueueWriter, type Route } from '@quail/core';
 import { errnoCode, type QueueFs } from './fs-seam.js';
@@ -410,12 +411,23 @@ export class DiskQueueStore implements QueueStore {
   }
 }
 
+/**
+ * True while the process can still deliver. A zombie (killed, not yet reaped:
+ * right after a SIGKILL of a whole process group) answers kill(pid, 0) but is
+ * gone: on Linux its /proc state says so.
+ */
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return errnoCode(err) === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true;
   }
 }
 

@@ -87,6 +87,9 @@ const NO_TAP = (channel: string) => `Sorry, no delivery plugin handles the ${cha
  * qmail's schedule and bounces. Memory per waiting message is one heap entry;
  * a message is read from disk only when it comes due.
  */
+/** How often an instance that found another delivering process tries the lock again. */
+const LOCK_RETRY_MS = 5_000;
+
 export class Scheduler {
   readonly #o: SchedulerOptions;
   readonly #heap = new MinHeap<Waiting>((a, b) => a.at < b.at);
@@ -115,6 +118,7 @@ export class Scheduler {
   #guest = false;
   #unwatch: (() => void) | undefined;
   #rescanTimer: TimerHandle | undefined;
+  #lockRetry: TimerHandle | undefined;
   #paused = false;
   #stopping = false;
   #deliverySeq = 0;
@@ -136,10 +140,17 @@ export class Scheduler {
   async start(): Promise<void> {
     const lock = await this.#o.store.lockScheduler();
     if (!lock.ok) {
+      if (!this.#guest) this.#o.log.error(`alert: cannot start: qmail-send is already running (pid ${lock.holder}); this instance only queues messages`);
       this.#guest = true;
-      this.#o.log.error(`alert: cannot start: qmail-send is already running (pid ${lock.holder}); this instance only queues messages`);
+      // not forever: when the holder dies this instance takes over the deliveries
+      this.#lockRetry = this.#o.clock.setTimeout(() => {
+        this.#lockRetry = undefined;
+        if (!this.#stopping) this.#track(this.start());
+      }, LOCK_RETRY_MS);
       return;
     }
+    if (this.#guest) this.#o.log.info('the delivering process is gone: this instance delivers from now on');
+    this.#guest = false;
     this.#started = true;
     this.#unwatch = this.#o.store.watchUnprocessed((id) => {
       if (!this.#recent.has(id)) this.committed(id);
@@ -225,6 +236,7 @@ export class Scheduler {
     this.#clearTimer();
     this.#unwatch?.();
     if (this.#rescanTimer) this.#o.clock.clearTimeout(this.#rescanTimer);
+    if (this.#lockRetry) this.#o.clock.clearTimeout(this.#lockRetry);
     for (const handle of this.#retryTimers) this.#o.clock.clearTimeout(handle);
     this.#retryTimers.clear();
     const settled = (): Promise<void> => Promise.allSettled([...this.#inflight]).then(() => (this.#inflight.size > 0 ? settled() : undefined));

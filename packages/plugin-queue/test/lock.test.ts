@@ -55,4 +55,37 @@ describe('one scheduler per queue', () => {
     await h.server.stop();
     expect(existsSync(join(h.root, 'queue', 'lock', 'sendmutex'))).toBe(false);
   });
+
+  it('lets the accepting instance take over the deliveries when the delivering one stops', async () => {
+    const first = await harness(() => success('first delivered'));
+    open.push(first);
+    const second = await harness(() => success('second delivered'), { root: first.root });
+    open.push(second);
+    await first.server.stop();
+    const r = await second.queue.enqueue({ sender: 'a@example.org', recipients: ['joe@example.com'] }, 'x\n', { kind: 'local', uid: 0 });
+    expect(second.deliveries).toEqual([]);
+    await second.clock.advance(5_000);
+    await until(() => second.deliveries.length > 0);
+    expect(second.deliveries.map((d) => d.delivery.messageId)).toEqual([r.id]);
+    expect(second.logs).toContain('the delivering process is gone: this instance delivers from now on');
+  });
+
+  it('treats a lock holder that is a zombie (killed, not yet reaped) as gone', async () => {
+    const { spawn, execFileSync } = await import('node:child_process');
+    // `sleep 0` exits at once; its parent has become `sleep 30`, which never reaps it: a zombie
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+    try {
+      await until(() => /^Z/.test(execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim()));
+      expect(execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim()).toMatch(/^Z/);
+      const h = await harness(() => success('ok'));
+      open.push(h);
+      await h.server.stop();
+      await writeFile(join(h.root, 'queue', 'lock', 'sendmutex'), `${pid}\n`);
+      await h.restart();
+      expect((await readFile(join(h.root, 'queue', 'lock', 'sendmutex'), 'utf8')).trim()).toBe(String(process.pid));
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
 });
