@@ -94,10 +94,12 @@ export interface CleanInfo {
 /**
  * A stable name for delivering one queued message to one recipient (and, where
  * one recipient gets several copies, a `part` such as the dot-qmail line):
- * `<queued seconds>.Q<hash>`. Given to `MailStore.deliver` as `key`, it makes a
+ * `<queued seconds>.M<microseconds>Q<hash>`. Given to `MailStore.deliver` as `key`, it makes a
  * delivery repeated after a crash find its first copy instead of making a second.
  */
 export function deliveryKey(delivery: Pick<Delivery, 'messageId' | 'queuedAt'>, recipient: string, part = ''): string {
   const hash = createHash('sha256').update(`${delivery.messageId}\0${recipient}\0${part}`).digest('hex').slice(0, 24);
-  return `${Math.floor(delivery.queuedAt.getTime() / 1000)}.Q${hash}`;
+  const ms = delivery.queuedAt.getTime();
+  // seconds and zero-padded microseconds, as in Maildir names: readers sort keyed names in queue order
+  return `${Math.floor(ms / 1000)}.M${String((ms % 1000) * 1000).padStart(6, '0')}Q${hash}`;
 }

@@ -33,7 +33,8 @@ describe('deliveryKey', () => {
     const { deliveryKey } = await import('@quail/core');
     const d = { messageId: 'm1', queuedAt: new Date(1_700_000_000_500) };
     expect(deliveryKey(d, 'a@x.test')).toBe(deliveryKey({ ...d }, 'a@x.test'));
-    expect(deliveryKey(d, 'a@x.test')).toMatch(/^1700000000\.Q[0-9a-f]{24}$/);
+    expect(deliveryKey(d, 'a@x.test')).toMatch(/^1700000000\.M500000Q[0-9a-f]{24}$/);
+    expect(deliveryKey({ ...d, queuedAt: new Date(1_700_000_000_007) }, 'a@x.test') < deliveryKey({ ...d, queuedAt: new Date(1_700_000_000_120) }, 'a@x.test')).toBe(true);
     const keys = new Set([deliveryKey(d, 'a@x.test'), deliveryKey(d, 'b@x.test'), deliveryKey(d, 'a@x.test', 'line 2'), deliveryKey({ ...d, messageId: 'm2' }, 'a@x.test')]);
     expect(keys.size).toBe(4);
   });

@@ -17,7 +17,7 @@ export interface WrittenMessage {
 }
 
 /** What `MailStore.deliver`'s `key` must look like (core's deliveryKey). */
-export const DELIVERY_KEY = /^\d{1,12}\.Q[0-9a-f]{8,64}$/;
+export const DELIVERY_KEY = /^\d{1,12}\.M\d{6}Q[0-9a-f]{8,64}$/;
 
 /** Name collisions tolerated before giving up (O_EXCL makes them harmless). */
 const ATTEMPTS = 3;

@@ -17,7 +17,7 @@ describe('keyed deliveries (a retry after a crash)', () => {
     const again = await store.deliver(dir, bufferSource('Subject: once\n\nbody\n'), { prepend: 'Delivered-To: joe@example.test\n', key });
     expect(first.repeated).toBeUndefined();
     expect(again).toMatchObject({ uid: first.uid, repeated: true });
-    expect(first.uid).toMatch(/^1795259175\.Q[0-9a-f]{24}\.mx\.example\.test,S=\d+,W=\d+$/);
+    expect(first.uid).toMatch(/^1795259175\.M000000Q[0-9a-f]{24}\.mx\.example\.test,S=\d+,W=\d+$/);
     expect(await readdir(join(dir, 'new'))).toEqual([first.uid]);
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
     await cleanup();
