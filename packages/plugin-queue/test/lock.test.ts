@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -71,13 +71,18 @@ describe('one scheduler per queue', () => {
   });
 
   it('treats a lock holder that is a zombie (killed, not yet reaped) as gone', async () => {
-    const { spawn, execFileSync } = await import('node:child_process');
-    // `sleep 0` exits at once; its parent has become `sleep 30`, which never reaps it: a zombie
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const { spawn } = await import('node:child_process');
+    // the forked child exits at once; Python never reaps it unless asked, so it stays a zombie
+    const script = 'import os, time\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\ntime.sleep(30)\n';
+    const parent = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
     const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+    const state = (): string => {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    };
     try {
-      await until(() => /^Z/.test(execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim()));
-      expect(execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim()).toMatch(/^Z/);
+      await until(() => state() === 'Z');
+      expect(state()).toBe('Z');
       const h = await harness(() => success('ok'));
       open.push(h);
       await h.server.stop();
