@@ -1,11 +1,12 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { stdoutLines } from './line-writer.js';
 
 export type LogFormat = 'pretty' | 'json';
 
 export interface LoggerOptions {
   level?: LevelWithSilent;
   format?: LogFormat;
-  /** Where lines go; stdout by default. */
+  /** Where lines go; by default standard output, written without blocking the event loop (`LineWriter`). */
   write?: (line: string) => void;
 }
 
@@ -27,9 +28,13 @@ export function formatPretty(record: Record<string, unknown>): string {
   return `${time} ${level} ${who}${String(record.msg ?? '')}${extra ? ` ${extra}` : ''}\n`;
 }
 
+function lineToStdout(line: string): void {
+  stdoutLines().write(line);
+}
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? 'pretty';
-  const write = options.write ?? ((line: string) => process.stdout.write(line));
+  const write = options.write ?? lineToStdout;
   const stream = {
     write(json: string) {
       if (format === 'json') return write(json);
