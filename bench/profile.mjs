@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// node bench/profile.mjs [accept|maildir|pop3] [--count N]
+// node bench/profile.mjs [accept|maildir|pop3|remote] [--count N]
 // Runs one quail target under `node --cpu-prof` and `strace -c -f` while
 // smtp-source sends N messages at c=50 (accept: smtpd + paused queue; maildir:
-// end to end), or a POP3 client retrieves N messages (pop3), then prints where the CPU went (self
+// end to end), or a POP3 client retrieves N messages (pop3), or N queued messages
+// are delivered to smtp-sink through smtproutes with connection reuse (remote),
+// then prints where the CPU went (self
 // time by function and by package) and the syscalls per message. Writes
 // bench/results/profile-<target>.txt and keeps the .cpuprofile next to it.
 import { mkdtemp, readdir, readFile, writeFile, copyFile, mkdir, rm } from 'node:fs/promises';
@@ -12,6 +14,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startQuail } from './peers/quail.mjs';
+import { startSink } from './peers/smtp-sink.mjs';
 import { addBenchDomain, importPackage, BENCH_DOMAIN, BENCH_USER, BENCH_PASSWORD } from './lib/targets.mjs';
 import { Pop3Client } from './lib/pop3-client.mjs';
 import { smtpSource } from './lib/load.mjs';
@@ -66,6 +69,7 @@ try {
     let q;
     let warm;
     let load;
+    let prepare = async () => undefined;
     if (target === 'pop3') {
       const { maildir } = await addBenchDomain(root);
       const { MaildirStore } = await importPackage('plugin-maildir');
@@ -83,6 +87,29 @@ try {
       };
       warm = () => retrieve(500);
       load = () => retrieve(count);
+    } else if (target === 'remote') {
+      const sink = await startSink(await mkdtemp(join(work, 'sink-')));
+      q = await startQuail(root, {
+        plugins: ['queue', 'remote'],
+        pauseQueue: true,
+        files: { 'control/smtproutes': `remote.example:127.0.0.1:${sink.port}\n` },
+        execArgv,
+      });
+      const enqueue = async (n) => {
+        await q.request('pause');
+        await q.request('enqueue', { count: n, size: 2048, sender: 'sender@example.org', recipients: ['user@remote.example'], concurrency: 20 });
+      };
+      const deliverAll = async () => {
+        await q.request('resume');
+        await q.request('idle');
+      };
+      warm = async () => {
+        await enqueue(500);
+        await deliverAll();
+      };
+      // only the deliveries are measured: the messages are queued before the clock starts
+      prepare = () => enqueue(count);
+      load = deliverAll;
     } else {
       let delivered;
       if (target === 'maildir') {
@@ -102,6 +129,7 @@ try {
       };
     }
     await warm();
+    await prepare();
     const stop = await during(q);
     const t0 = performance.now();
     await load();
@@ -133,7 +161,7 @@ try {
     .filter((x) => ['fsync', 'fdatasync', 'openat', 'rename', 'link', 'unlink', 'write', 'writev', 'read', 'close', 'statx', 'mkdir'].includes(x.name))
     .map((x) => `${x.name.padEnd(10)} ${(x.calls / count).toFixed(2)} per message${x.errors ? ` (${(x.errors / count).toFixed(2)} failing)` : ''}`);
   report = [
-    `quail ${target}: ${count} messages ${target === 'pop3' ? 'of 4 KB retrieved with RETR, one session' : 'of 2 KB at c=50'} under --cpu-prof (profiling slows it): ${(count / (ms / 1000)).toFixed(0)} msgs/s`,
+    `quail ${target}: ${count} messages ${{ pop3: 'of 4 KB retrieved with RETR, one session', remote: 'of 2 KB delivered to smtp-sink, connections reused' }[target] ?? 'of 2 KB at c=50'} under --cpu-prof (profiling slows it): ${(count / (ms / 1000)).toFixed(0)} msgs/s`,
     `main-thread busy time ${(s.busyMs / count).toFixed(3)} ms per message`,
     '',
     'self time by package (share of busy time, ms per message):',

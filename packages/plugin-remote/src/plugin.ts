@@ -6,6 +6,8 @@ import { SmtpRoutes } from './routes.js';
 import { SessionPool } from './session-pool.js';
 import { parseTlsDestinations } from './tls-policy.js';
 
+const OWN_ADDRESSES_TTL_MS = 60_000;
+
 const remoteControl = {
   me: qmailFiles.me,
   locals: qmailFiles.locals,
@@ -48,9 +50,19 @@ const plugin = definePlugin({
       for (const problem of currentRoutes().problems) ctx.log.error(`${problem} (deliveries for it are deferred)`);
     };
 
+    // the interfaces are read again when moreipme/notipme change and at most once a minute otherwise
+    let own: { more: unknown; not: unknown; at: number; ips: Set<string> } | undefined;
+    const ownIps = (): Set<string> => {
+      const c = ctx.config;
+      const now = Date.now();
+      if (!own || own.more !== c.moreipme || own.not !== c.notipme || now - own.at > OWN_ADDRESSES_TTL_MS) {
+        own = { more: c.moreipme, not: c.notipme, at: now, ips: ownAddresses(c.moreipme ?? [], c.notipme ?? []) };
+      }
+      return own.ips;
+    };
     const settings = (): RemoteSettings => {
       const c = ctx.config;
-      const own = ownAddresses(c.moreipme ?? [], c.notipme ?? []);
+      const own = ownIps();
       return {
         helo: c.helohost,
         port: c['remote.port'],

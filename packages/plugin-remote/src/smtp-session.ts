@@ -111,6 +111,8 @@ export class SmtpSession {
   #inBody = false;
   #afterDot = false;
   #dead = false;
+  /** No transaction is open: the connection is new, or the last one ended with the reply to the dot. */
+  #idle = true;
   #error?: Error;
   #timer?: NodeJS.Timeout;
   #bytes = 0;
@@ -219,6 +221,7 @@ export class SmtpSession {
    */
   async send(envelope: { from: string; to: string[]; size: number; eightBit: boolean }, body: Readable): Promise<TransactionLog> {
     this.messages++;
+    this.#idle = false;
     this.#replies = [];
     this.#afterDot = false;
     let unreadable = false;
@@ -253,6 +256,7 @@ export class SmtpSession {
     body.unpipe(meter);
     if (!meter.writableFinished) body.destroy();
     const pick = (label: ReplyLabel) => this.#replies.find((r) => r.label === label);
+    this.#idle = pick('dot') !== undefined;
     return {
       ...(pick('mail') && { mail: pick('mail') }),
       rcpt: this.#replies.filter((r) => r.label === 'rcpt'),
@@ -264,11 +268,18 @@ export class SmtpSession {
     };
   }
 
-  /** RSET before the next message on a reused connection; false when the connection is no good. */
+  /**
+   * Readies a reused connection for the next message; false when it is no good.
+   * After a transaction that ended with the reply to the dot the peer is already
+   * back in its initial state (RFC 5321 4.1.1.4), so RSET is sent only after one
+   * that stopped earlier, saving a round trip per message.
+   */
   async reset(): Promise<boolean> {
     if (this.#dead) return false;
+    if (this.#idle) return true;
     try {
       await this.#op<void>((done) => this.#conn.reset((err) => done(err ?? undefined)), (err) => err);
+      this.#idle = true;
       return true;
     } catch {
       this.close();

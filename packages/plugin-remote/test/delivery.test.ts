@@ -238,12 +238,31 @@ describe('delivery through smtproutes to a real SMTP server', () => {
 });
 
 describe('connection reuse', () => {
-  it('carries several messages over one connection with RSET between them', async () => {
+  it('carries several messages over one connection', async () => {
     const sink = await peer();
     const q = await quail({ smtproutes: `example.net:127.0.0.1:${sink.port}\n` });
     for (let i = 0; i < 5; i++) expect(((await q.deliver([`u${i}@example.net`])) as DeliveryResult[])[0]!.kind).toBe('success');
     expect(sink.messages).toHaveLength(5);
     expect(sink.connections).toBe(1);
+  });
+
+  it('sends RSET on a reused connection only after a transaction that stopped before the dot', async () => {
+    const raw = await startRawPeer({
+      onLine(line, socket, state) {
+        if (/^RCPT TO:<gone@/i.test(line)) socket.write('550 no such user\r\n');
+        else politeAnswer(line, socket, state);
+      },
+    });
+    cleanups.push(raw.close);
+    const q = await quail({ smtproutes: `example.net:127.0.0.1:${raw.port}\n` });
+    const kinds: string[] = [];
+    for (const rcpt of ['a@example.net', 'b@example.net', 'gone@example.net', 'c@example.net']) {
+      kinds.push(((await q.deliver([rcpt])) as DeliveryResult[])[0]!.kind);
+    }
+    expect(kinds).toEqual(['success', 'success', 'failure', 'success']);
+    expect(raw.connections).toBe(1);
+    const commands = raw.lines.filter((l) => /^(MAIL|RSET)/i.test(l)).map((l) => l.slice(0, 4).toUpperCase());
+    expect(commands).toEqual(['MAIL', 'MAIL', 'MAIL', 'RSET', 'MAIL']);
   });
 
   it('opens a connection per message when control/remote.reuse is 1 (qmail\'s way)', async () => {
