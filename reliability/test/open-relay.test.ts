@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LineClient, sleep } from './support/clients.js';
 import { Daemon, DOMAIN, killAll, makeRoot, ME, quail } from './support/daemon.js';
 import { recordMetrics } from './support/metrics.js';
-import { SinkServer } from './support/sink.js';
+import { SmtpPeer } from '@quail/testkit';
 
 /** The classic relay-test recipients: each would reach victim at a foreign host if relayed. */
 const RECIPIENTS = [
@@ -37,13 +37,13 @@ const RECIPIENTS = [
 
 const SENDERS = ['<>', '<probe@relaytest.example>', '<postmaster@example.test>', '<probe@EXAMPLE.TEST>', 'probe@relaytest.example'];
 
-let sink: SinkServer;
+let sink: SmtpPeer;
 let daemon: Daemon;
 let root: string;
 let cleanup: () => Promise<void>;
 
 beforeAll(async () => {
-  sink = await SinkServer.start();
+  sink = await SmtpPeer.start({ name: 'sink.foreign.example' });
   ({ root, cleanup } = await makeRoot({
     users: { joe: 'joe-secret-pw' },
     control: {

@@ -1,18 +1,10 @@
-import type { AddressInfo } from 'node:net';
-import dns2 from 'dns2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import remote from '@quail/plugin-remote';
-import { defaultPlugins, startTestServer, type TestServer } from '@quail/testkit';
+import { defaultPlugins, startLoopbackDns, startTestServer, type LoopbackDns, type TestServer, type ZoneEntry } from '@quail/testkit';
 import { dnsblPlugin, queryName, safeReason } from '../src/dnsbl.js';
 
-interface Entry {
-  a?: string[];
-  txt?: string[];
-  rcode?: 'SERVFAIL';
-}
-
-/** Two blocklists on a real DNS server (dns2, UDP on 127.0.0.1). Names not in the table are NXDOMAIN. */
-const zone: Record<string, Entry> = {
+/** Two blocklists on a real DNS server (testkit's, UDP on 127.0.0.1). Names not in the table are NXDOMAIN. */
+const zone: Record<string, ZoneEntry> = {
   '2.0.0.127.bl.test': { a: ['127.0.0.2'], txt: ['listed for testing, see https://bl.test/lookup?127.0.0.2'] },
   '3.0.0.127.bl.test': { a: ['127.0.0.4'], txt: ['bad\r\n250 ok\u0000'] },
   '4.0.0.127.bl.test': { rcode: 'SERVFAIL' },
@@ -20,34 +12,10 @@ const zone: Record<string, Entry> = {
   '6.0.0.127.bl.test': { a: ['192.0.2.1'] },
 };
 
-let dns: { address: string; queries: string[]; close: () => Promise<void> };
+let dns: LoopbackDns;
 
 beforeAll(async () => {
-  const { Packet } = dns2;
-  const queries: string[] = [];
-  const server = dns2.createServer({
-    udp: true,
-    handle: (request, send) => {
-      const response = Packet.createResponseFromRequest(request);
-      const question = request.questions[0]!;
-      const name = question.name.toLowerCase();
-      queries.push(`${name}/${question.type === Packet.TYPE.TXT ? 'TXT' : 'A'}`);
-      const entry = zone[name];
-      if (!entry) response.header.rcode = Packet.RCODE.NXDOMAIN;
-      else if (entry.rcode) response.header.rcode = Packet.RCODE[entry.rcode];
-      else {
-        // dns2 encodes plain record objects (as its README shows).
-        const answers = response.answers as unknown as Array<Record<string, unknown>>;
-        const base = { name: question.name, class: Packet.CLASS.IN, ttl: 60 };
-        if (question.type === Packet.TYPE.A) for (const address of entry.a ?? []) answers.push({ ...base, type: Packet.TYPE.A, address });
-        if (question.type === Packet.TYPE.TXT) for (const data of entry.txt ?? []) answers.push({ ...base, type: Packet.TYPE.TXT, data });
-      }
-      send(response);
-    },
-  });
-  await server.listen({ udp: { port: 0, address: '127.0.0.1' } });
-  const port = (server.addresses() as { udp: AddressInfo }).udp.port;
-  dns = { address: `127.0.0.1:${port}`, queries, close: () => server.close() };
+  dns = await startLoopbackDns(zone);
 });
 afterAll(() => dns.close());
 

@@ -17,14 +17,15 @@ interface ChildRun {
 /** Runs an ES module script in a child whose stdout is a pipe; `readAfter` delays reading it until the child says so. */
 async function runChild(script: string, readAfter?: string): Promise<ChildRun> {
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const stdout = child.stdout!;
   const messages: unknown[] = [];
   const chunks: Buffer[] = [];
-  if (readAfter) child.stdout.pause();
+  if (readAfter) stdout.pause();
   child.on('message', (m) => {
     messages.push(m);
-    if (m === readAfter) child.stdout.resume();
+    if (m === readAfter) stdout.resume();
   });
-  child.stdout.on('data', (c: Buffer) => chunks.push(c));
+  stdout.on('data', (c: Buffer) => chunks.push(c));
   const [code] = (await once(child, 'close')) as [number | null];
   return { stdout: Buffer.concat(chunks).toString(), messages, code };
 }

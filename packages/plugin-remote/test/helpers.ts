@@ -4,7 +4,6 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import dns2 from 'dns2';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { Message, Tokens, bufferSource, createServer, type Delivery, type DeliveryReport, type QuailServer } from '@quail/core';
 import { tempRoot } from '@quail/core/testing';
@@ -14,42 +13,7 @@ const run = promisify(execFile);
 
 /* ------------------------------------------------------------------ DNS */
 
-export interface ZoneEntry {
-  mx?: Array<[number, string]>;
-  a?: string[];
-  aaaa?: string[];
-  rcode?: 'NXDOMAIN' | 'SERVFAIL';
-}
-
-/** A real DNS server (dns2, UDP on 127.0.0.1) answering from a table; names not in it are NXDOMAIN. */
-export async function startDns(zone: Record<string, ZoneEntry>): Promise<{ address: string; queries: string[]; close: () => Promise<void> }> {
-  const { Packet } = dns2;
-  const queries: string[] = [];
-  const server = dns2.createServer({
-    udp: true,
-    handle: (request, send) => {
-      const response = Packet.createResponseFromRequest(request);
-      const question = request.questions[0]!;
-      const name = question.name.toLowerCase();
-      queries.push(`${name}/${question.type}`);
-      const entry = zone[name];
-      if (!entry) response.header.rcode = Packet.RCODE.NXDOMAIN;
-      else if (entry.rcode) response.header.rcode = Packet.RCODE[entry.rcode];
-      else {
-        // dns2 encodes plain record objects (as its README shows); its typings ask for a toBuffer they never call.
-        const answers = response.answers as unknown as Array<Record<string, unknown>>;
-        const base = { name: question.name, class: Packet.CLASS.IN, ttl: 60 };
-        if (question.type === Packet.TYPE.MX) for (const [priority, exchange] of entry.mx ?? []) answers.push({ ...base, type: Packet.TYPE.MX, priority, exchange });
-        if (question.type === Packet.TYPE.A) for (const address of entry.a ?? []) answers.push({ ...base, type: Packet.TYPE.A, address });
-        if (question.type === Packet.TYPE.AAAA) for (const address of entry.aaaa ?? []) answers.push({ ...base, type: Packet.TYPE.AAAA, address });
-      }
-      send(response);
-    },
-  });
-  await server.listen({ udp: { port: 0, address: '127.0.0.1' } });
-  const port = (server.addresses() as { udp: AddressInfo }).udp.port;
-  return { address: `127.0.0.1:${port}`, queries, close: () => server.close() };
-}
+export { startLoopbackDns as startDns, type ZoneEntry } from '@quail/testkit';
 
 /* ------------------------------------------------------------------ SMTP peers */
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon, assertBuilt, eventually, freePort, quail, tempDir } from './helpers.js';
-import { SmtpPeer } from './smtp-peer.js';
+import { SmtpPeer } from '@quail/testkit';
 
 const run = promisify(execFile);
 
@@ -94,7 +94,7 @@ describe('the quail command end to end', () => {
   let submission: number;
   let pop3: number;
   let daemon: Daemon | undefined;
-  const peer = new SmtpPeer();
+  let peer: SmtpPeer;
   let joeMaildir: string;
 
   beforeAll(async () => {
@@ -104,7 +104,7 @@ describe('the quail command end to end', () => {
     smtp = await freePort();
     submission = await freePort();
     pop3 = await freePort();
-    await peer.listen();
+    peer = await SmtpPeer.start({ refuse: (rcpt) => /^refuse/i.test(rcpt) });
     joeMaildir = join(root, 'domains', 'example.test', 'joe', 'Maildir');
   });
 
