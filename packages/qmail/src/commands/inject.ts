@@ -17,51 +17,56 @@ interface InjectArgs {
   listQueue?: boolean;
 }
 
-/** qmail-inject's options: -n -N -a -A -h -H -f sender (also -fsender), -- ends options. */
-function parseInjectArgs(argv: string[]): InjectArgs {
-  const args: InjectArgs = { source: 'args-else-header', printOnly: false, recipients: [] };
+/**
+ * The argument loop both commands share: `--` ends options, `--root DIR`, then
+ * the command's own options (`option` returns false for one it does not know),
+ * and every other word is a recipient.
+ */
+function parseArgsInto(argv: string[], args: InjectArgs, option: (a: string, value: (what: string) => string) => boolean): InjectArgs {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--') {
       args.recipients.push(...argv.slice(i + 1));
       break;
     }
-    if (a === '--root') args.root = need(argv, ++i, '--root');
+    const value = (what: string) => need(argv, ++i, what);
+    if (a === '--root') args.root = value('--root');
     else if (a.startsWith('--root=')) args.root = a.slice(7);
-    else if (a.startsWith('-f')) args.sender = a.length > 2 ? a.slice(2) : need(argv, ++i, '-f');
+    else if (option(a, value)) continue;
+    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
+    else args.recipients.push(a);
+  }
+  return args;
+}
+
+/** qmail-inject's options: -n -N -a -A -h -H -f sender (also -fsender), -- ends options. */
+function parseInjectArgs(argv: string[]): InjectArgs {
+  const args: InjectArgs = { source: 'args-else-header', printOnly: false, recipients: [] };
+  return parseArgsInto(argv, args, (a, value) => {
+    if (a.startsWith('-f')) args.sender = a.length > 2 ? a.slice(2) : value('-f');
     else if (/^-[nNaAhH]+$/.test(a)) {
       for (const c of a.slice(1)) {
         if (c === 'n') args.printOnly = true;
         else if (c === 'N') args.printOnly = false;
         else args.source = ({ a: 'args', A: 'args-else-header', h: 'header', H: 'both' } as const)[c as 'a' | 'A' | 'h' | 'H'];
       }
-    } else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
-    else args.recipients.push(a);
-  }
-  return args;
+    } else return false;
+    return true;
+  });
 }
 
 /** sendmail's options mapped as qmail's sendmail wrapper does: -t → -H, otherwise -a; -F name; -bp lists the queue. */
 function parseSendmailArgs(argv: string[]): InjectArgs {
   const args: InjectArgs = { source: 'args', printOnly: false, recipients: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') {
-      args.recipients.push(...argv.slice(i + 1));
-      break;
-    }
-    if (a === '--root') args.root = need(argv, ++i, '--root');
-    else if (a.startsWith('--root=')) args.root = a.slice(7);
-    else if (a === '-t') args.source = 'both';
-    else if (a.startsWith('-f') || a.startsWith('-r')) args.sender = a.length > 2 ? a.slice(2) : need(argv, ++i, a.slice(0, 2));
-    else if (a.startsWith('-F')) args.name = a.length > 2 ? a.slice(2) : need(argv, ++i, '-F');
+  return parseArgsInto(argv, args, (a, value) => {
+    if (a === '-t') args.source = 'both';
+    else if (a.startsWith('-f') || a.startsWith('-r')) args.sender = a.length > 2 ? a.slice(2) : value(a.slice(0, 2));
+    else if (a.startsWith('-F')) args.name = a.length > 2 ? a.slice(2) : value('-F');
     else if (a === '-bp') args.listQueue = true;
     else if (a === '-bs') throw new UsageError('-bs (SMTP on stdin) is not supported; use the SMTP listener');
-    else if (a === '-bm' || a === '-i' || a === '-v' || a === '-x' || a === '-m' || /^-o/.test(a) || /^-[eBp]/.test(a)) continue;
-    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
-    else args.recipients.push(a);
-  }
-  return args;
+    else if (!(a === '-bm' || a === '-i' || a === '-v' || a === '-x' || a === '-m' || /^-o/.test(a) || /^-[eBp]/.test(a))) return false;
+    return true;
+  });
 }
 
 function need(argv: string[], i: number, what: string): string {
