@@ -4,7 +4,7 @@ import { fileSource, type Logger, type MessageParser, type QueueOrigin, type Que
 import { errnoCode, type QueueFs } from './fs-seam.js';
 import { isMessageId, QueueLayout, SPLIT, splitOf } from './layout.js';
 import { CorruptQueueFile, MessageGone, decodeEnvelope, type EnvelopeRecord, decodeInfo, encodeInfo, encodeState, replayState, type InfoRecord, type RecipientProgress, type StateEntry } from './records.js';
-import type { LoadedMessage, QueueStore, StoreCounts } from './store.js';
+import type { LoadedMessage, Preprocessed, QueueStore, StoreCounts } from './store.js';
 import { DirectorySyncer } from './dir-sync.js';
 import { SpareFiles } from './spare-files.js';
 import { DiskQueueWriter, type CommittedMessage } from './writer.js';
@@ -155,9 +155,14 @@ export class DiskQueueStore implements QueueStore {
     return ids.sort();
   }
 
-  async preprocess(id: string, route: (recipient: string, sender: string) => Promise<Route>, committed?: CommittedMessage): Promise<InfoRecord | undefined> {
+  /**
+   * Routes a committed message's recipients in memory; nothing is written: `todo/<id>`
+   * stays the message's durable record until it is settled or removed, and a crash
+   * before then preprocesses it again. A message found with `info/<id>` as well was
+   * being settled when a crash came: its `todo/` name is removed and it is 'settled'.
+   */
+  async preprocess(id: string, route: (recipient: string, sender: string) => Promise<Route>, committed?: CommittedMessage): Promise<Preprocessed | 'settled' | undefined> {
     const { layout } = this;
-    let info: InfoRecord;
     try {
       let env: EnvelopeRecord;
       let size: number;
@@ -165,22 +170,46 @@ export class DiskQueueStore implements QueueStore {
         // committed by this process a moment ago: the envelope and size are known, and no state log can exist yet
         ({ envelope: env, size } = committed);
       } else {
+        if (await this.#exists(layout.info(id))) {
+          await this.#dropTodo(id);
+          return 'settled';
+        }
         const data = await this.#fs.readFile(layout.todo(id)).catch((err: unknown) => {
           if (errnoCode(err) === 'ENOENT') throw new MessageGone(id);
           throw err;
         });
         env = decodeEnvelope(layout.todo(id), id, data);
         size = await this.#messSize(id);
+        // an older version linked intd/<id> to todo/<id>: the file must keep a single name
+        await this.#fs.unlink(layout.intd(id)).catch(ignoreMissing);
       }
       const recipients = [];
       for (const recipient of env.recipients) recipients.push({ recipient, route: await route(recipient, env.sender) });
-      info = { v: 1, id, qp: env.qp, origin: env.origin, birth: env.at, size, sender: env.sender, recipients };
+      return { info: { v: 1, id, qp: env.qp, origin: env.origin, birth: env.at, size, sender: env.sender, recipients }, hasState: !committed };
     } catch (err) {
       if (!(err instanceof CorruptQueueFile)) throw err;
       await this.quarantine(id, err.message);
       return undefined;
     }
-    if (!committed) await this.#fs.unlink(layout.state(id)).catch(ignoreMissing);
+  }
+
+  async #exists(path: string): Promise<boolean> {
+    try {
+      await this.#fs.stat(path);
+      return true;
+    } catch (err) {
+      ignoreMissing(err);
+      return false;
+    }
+  }
+
+  /**
+   * Stores a preprocessed message that has to wait in `info/<s>/<id>` (written in
+   * tmp/, fdatasynced, renamed, `info/<s>/` fsynced), then removes `todo/<id>`
+   * durably. A crash in between leaves both: the next start finishes the job.
+   */
+  async settle(id: string, info: InfoRecord): Promise<void> {
+    const { layout } = this;
     const tmp = this.#spares.take() ?? layout.tmp(`${id}.info`);
     try {
       const fh = await this.#fs.open(tmp, 'w', 0o640);
@@ -196,23 +225,19 @@ export class DiskQueueStore implements QueueStore {
       throw err;
     }
     await this.#dirs.sync(dirname(layout.info(id)));
-    let spare: string | undefined;
-    if (committed) {
-      // the envelope's only name: its file becomes a spare once todo/ no longer names it durably
-      spare = await this.#spares.retire(layout.todo(id)).catch((err: unknown) => void ignoreMissing(err));
-    } else {
-      // after a crash intd/ may still name the same file
-      await this.#fs.unlink(layout.todo(id)).catch(ignoreMissing);
-      await this.#fs.unlink(layout.intd(id)).catch(ignoreMissing);
-    }
+    await this.#dropTodo(id);
+  }
+
+  /** Removes `todo/<id>` durably; its file is recycled once the removal is on disk. */
+  async #dropTodo(id: string): Promise<void> {
+    const spare = await this.#spares.retire(this.layout.todo(id)).catch((err: unknown) => void ignoreMissing(err));
     try {
-      await this.#dirs.sync(layout.todoDir);
+      await this.#dirs.sync(this.layout.todoDir);
     } catch (err) {
       if (spare) await this.#fs.unlink(spare).catch(() => undefined);
       throw err;
     }
     this.#spares.keep(spare);
-    return info;
   }
 
   async #messSize(id: string): Promise<number> {
@@ -248,11 +273,13 @@ export class DiskQueueStore implements QueueStore {
     }
   }
 
-  async load(id: string, fresh?: InfoRecord): Promise<LoadedMessage> {
-    if (fresh) {
-      // preprocessed by this process a moment ago: nothing on disk can be newer than this record
-      const progress = fresh.recipients.map(() => ({ done: false, ok: false, attempts: 0, next: 0 }));
-      return { info: fresh, progress, hasState: false, source: fileSource(this.layout.mess(id), fresh.size) };
+  async load(id: string, preprocessed?: Preprocessed): Promise<LoadedMessage> {
+    if (preprocessed) {
+      // preprocessed in this process: info/ does not exist, the record in memory is the routed message
+      const { info } = preprocessed;
+      const state = preprocessed.hasState ? await this.#readState(id, info.recipients.length) : undefined;
+      const progress = state?.progress ?? info.recipients.map(() => ({ done: false, ok: false, attempts: 0, next: 0 }));
+      return { info, progress, hasState: state !== undefined, ...(state?.bounced !== undefined && { bounced: state.bounced }), source: fileSource(this.layout.mess(id), info.size) };
     }
     const infoPath = this.layout.info(id);
     let data: Buffer;
@@ -265,15 +292,22 @@ export class DiskQueueStore implements QueueStore {
     const info = decodeInfo(infoPath, id, data);
     const size = await this.#messSize(id);
     if (size !== info.size) throw new CorruptQueueFile(this.layout.mess(id), `truncated or altered: ${size} bytes where ${info.size} were queued`);
+    const state = await this.#readState(id, info.recipients.length);
+    const progress = state?.progress ?? info.recipients.map(() => ({ done: false, ok: false, attempts: 0, next: 0 }));
+    return { info, progress, hasState: state !== undefined, ...(state?.bounced !== undefined && { bounced: state.bounced }), source: fileSource(this.layout.mess(id), size) };
+  }
+
+  /** The replayed state log of a message, or undefined when it has none. */
+  async #readState(id: string, recipients: number): Promise<ReturnType<typeof replayState> | undefined> {
     const statePath = this.layout.state(id);
-    let hasState = true;
-    const state = await this.#fs.readFile(statePath).catch((err) => {
+    let data: Buffer;
+    try {
+      data = await this.#fs.readFile(statePath);
+    } catch (err) {
       ignoreMissing(err);
-      hasState = false;
-      return Buffer.alloc(0);
-    });
-    const { progress, bounced } = replayState(statePath, state, info.recipients.length);
-    return { info, progress, hasState, ...(bounced !== undefined && { bounced }), source: fileSource(this.layout.mess(id), size) };
+      return undefined;
+    }
+    return replayState(statePath, data, recipients);
   }
 
   /** Appends to a message's state log; appends to one message are serialised so records never interleave. */
@@ -321,18 +355,19 @@ export class DiskQueueStore implements QueueStore {
   }
 
   /**
-   * qmail-clean: info first (once it is gone durably, the message has left the
-   * queue), then the state log and the body; a crash in between leaves orphans
-   * that the next start removes.
+   * qmail-clean: the message's record first (`info/<s>/<id>`, or `todo/<id>` for a
+   * message that was never settled); once its removal is durable the message has
+   * left the queue. Then the state log and the body; a crash in between leaves
+   * orphans that the next start removes.
    */
-  async remove(id: string, how: { hasState?: boolean; size?: number } = {}): Promise<void> {
+  async remove(id: string, how: { hasState?: boolean; size?: number; unsettled?: boolean } = {}): Promise<void> {
     const { layout } = this;
-    const info = layout.info(id);
+    const record = how.unsettled ? layout.todo(id) : layout.info(id);
     let spare: string | undefined;
-    if (how.size === undefined) await this.#fs.unlink(info).catch(ignoreMissing);
-    else spare = await this.#spares.retire(info).catch((err: unknown) => void ignoreMissing(err));
+    if (how.size === undefined) await this.#fs.unlink(record).catch(ignoreMissing);
+    else spare = await this.#spares.retire(record).catch((err: unknown) => void ignoreMissing(err));
     try {
-      await this.#dirs.sync(dirname(info));
+      await this.#dirs.sync(dirname(record));
     } catch (err) {
       if (spare) await this.#fs.unlink(spare).catch(() => undefined);
       throw err;
@@ -436,7 +471,7 @@ function stateOf(p: RecipientProgress): QueuedRecipient['state'] {
   return p.attempts > 0 ? 'deferred' : 'pending';
 }
 
-function describe(m: LoadedMessage): QueuedMessageInfo {
+export function describe(m: LoadedMessage): QueuedMessageInfo {
   return {
     id: m.info.id,
     sender: m.info.sender,

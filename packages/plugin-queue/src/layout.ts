@@ -50,11 +50,12 @@ export function splitOf(id: string): number {
 /**
  * Where everything lives under `<root>/queue/`:
  *
- *   tmp/<id>            message body (and info rewrites) being written
+ *   tmp/<id>            message body being written; tmp/<id>.env, tmp/<id>.info: envelope, info
  *   mess/<s>/<id>       the message: queue Received line + data, bare LF
- *   intd/<id>           envelope being written
- *   todo/<id>           committed envelope (hard link of intd): the commit point
- *   info/<s>/<id>       preprocessed message: sender, birth, routed recipients
+ *   intd/<id>           envelope being written by an older version (removed at start when uncommitted)
+ *   todo/<id>           committed envelope (renamed from tmp/): the commit point; it stays
+ *                       until the message leaves the queue or is settled into info/
+ *   info/<s>/<id>       settled message (one that has to wait): sender, birth, routed recipients
  *   state/<s>/<id>      append-only delivery log of the message; its mtime is the next attempt time
  *   quarantine/         corrupt files moved aside
  *   lock/sendmutex      pid of the process that delivers (one scheduler per queue)

@@ -11,6 +11,7 @@ import {
   type QueueWriter,
   type QueuedMessageInfo,
 } from '@quail/core';
+import { describe } from './disk-store.js';
 import type { Scheduler } from './scheduler.js';
 import type { QueueStore } from './store.js';
 
@@ -61,14 +62,29 @@ export class StoreQueue implements Queue {
     }
   }
 
+  /** The messages in info/, then those preprocessed in memory whose record is still `todo/<id>`. */
   async *list(): AsyncIterable<QueuedMessageInfo> {
     const store = await this.#ready();
-    yield* store.list();
+    const listed = new Set<string>();
+    for await (const m of store.list()) {
+      listed.add(m.id);
+      yield m;
+    }
+    for await (const m of this.#scheduler().listUnsettled()) if (!listed.has(m.info.id)) yield describe(m);
   }
 
+  /** A message preprocessed in memory counts as preprocessed, with its pending recipients. */
   async stat(): Promise<QueueStat> {
     const store = await this.#ready();
     const counts = await store.counts();
+    for await (const m of this.#scheduler().listUnsettled()) {
+      counts.unprocessed = Math.max(0, counts.unprocessed - 1);
+      m.progress.forEach((p, i) => {
+        if (p.done) return;
+        const channel = m.info.recipients[i]!.route.channel;
+        counts.pending[channel] = (counts.pending[channel] ?? 0) + 1;
+      });
+    }
     return { ...counts, paused: this.#scheduler().paused };
   }
 

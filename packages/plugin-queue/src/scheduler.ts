@@ -19,21 +19,28 @@ import {
 import { bounceHead, planBounce, type BounceControls, type BouncePlan } from './bounce.js';
 import { safeLogText } from './format.js';
 import { MinHeap } from './heap.js';
-import { CorruptQueueFile, MessageGone, type InfoRecord, type StateEntry } from './records.js';
+import { CorruptQueueFile, MessageGone, type StateEntry } from './records.js';
 import { DYING_TEXT, isDying, nextAttempt } from './retry.js';
 import { bounceAddress } from './router.js';
-import type { LoadedMessage, QueueStore } from './store.js';
+import type { LoadedMessage, Preprocessed, QueueStore } from './store.js';
 import type { CommittedMessage } from './writer.js';
 
 /** qmail-send's retry delay after a failed stat/open/unlink. */
 export const SLEEP_SYSFAIL_MS = 123_000;
 /** qmail-send rescans todo/ at least this often, in case a notification was missed. */
 export const SLEEP_TODO_MS = 1_500_000;
-/** Messages preprocessed at once (each waits on fsyncs, which concurrent ones share). */
+/** Messages preprocessed at once (one committed by another process, or found at start, is read from `todo/`). */
 const PREPROCESS_CONCURRENCY = 32;
-/** Preprocessed records kept in memory for the first delivery pass, at most (beyond that, passes read them back). */
-const FRESH_LIMIT = 2048;
-/** Ids preprocessed lately, so the todo/ watcher's report of our own unlink is not taken for a new message. */
+/**
+ * Messages preprocessed in memory and not yet settled or removed, at most: preprocessing waits
+ * while this many are in flight (their records are what the passes deliver from).
+ */
+const UNSETTLED_LIMIT = 2048;
+/** Envelopes of this process's commits kept for preprocessing, at most (beyond that, preprocessing reads `todo/`). */
+const COMMITTED_LIMIT = 16384;
+/** Messages settled at once when the scheduler stops. */
+const SETTLE_AT_STOP = 64;
+/** Ids whose `todo/` name this process preprocessed or removed lately, so the todo/ watcher's report of it is not taken for a new message. */
 const RECENT_LIMIT = 4096;
 
 export interface SchedulerControls extends BounceControls {
@@ -105,8 +112,8 @@ export class Scheduler {
   readonly #idleWaiters: Array<() => void> = [];
   /** Envelopes committed by this process, waiting to be preprocessed without reading them back. */
   readonly #committed = new Map<string, CommittedMessage>();
-  /** Records just preprocessed, for the first pass over each message. */
-  readonly #fresh = new Map<string, InfoRecord>();
+  /** Messages preprocessed in memory whose durable record is still `todo/<id>` (not settled into info/). */
+  readonly #unsettled = new Map<string, Preprocessed>();
   readonly #recent = new Set<string>();
   #loading = 0;
   #preprocessing = 0;
@@ -153,7 +160,7 @@ export class Scheduler {
     this.#guest = false;
     this.#started = true;
     this.#unwatch = this.#o.store.watchUnprocessed((id) => {
-      if (!this.#recent.has(id)) this.committed(id);
+      if (!this.#recent.has(id) && !this.#unsettled.has(id)) this.committed(id);
     });
     this.#armRescan();
     this.#track(this.#startupScan());
@@ -186,13 +193,13 @@ export class Scheduler {
   /** A message was committed (by this process when `committed` is given): preprocess it now. */
   committed(id: string, committed?: CommittedMessage): void {
     if (this.#guest) return;
-    if (committed) this.#committed.set(id, committed);
+    if (committed && this.#committed.size < COMMITTED_LIMIT) this.#committed.set(id, committed);
     this.#addTodo(id);
     this.#pump();
   }
 
   #addTodo(id: string): void {
-    if (this.#guest || this.#todoQueued.has(id)) return;
+    if (this.#guest || this.#todoQueued.has(id) || this.#unsettled.has(id)) return;
     this.#todoQueued.add(id);
     this.#todo.push(id);
   }
@@ -255,12 +262,34 @@ export class Scheduler {
       await Promise.race([settled(), grace]);
       clearTimeout(timer);
     }
+    // with deliveries still running (aborted, past the grace time) their messages are left to the next start
+    if (this.#inflight.size === 0) await this.#settleAll();
     if (this.#started) {
       await this.#o.store.unlockScheduler().catch((err: Error) => this.#o.log.warn(`warning: unable to release the delivery lock: ${err.message}`));
       this.#o.log.info('status: exiting');
     }
     await this.#o.store.release().catch((err: Error) => this.#o.log.warn(`warning: unable to remove spare queue files: ${err.message}`));
     for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  /**
+   * At stop, the messages still preprocessed only in memory go to info/, so that the next start
+   * finds them preprocessed, as qmail-send leaves its queue (their `todo/` record was enough).
+   */
+  async #settleAll(): Promise<void> {
+    const ids = [...this.#unsettled.keys()];
+    for (let i = 0; i < ids.length; i += SETTLE_AT_STOP) {
+      await Promise.all(
+        ids.slice(i, i + SETTLE_AT_STOP).map(async (id) => {
+          try {
+            await this.#o.store.settle(id, this.#unsettled.get(id)!.info);
+            this.#unsettled.delete(id);
+          } catch (err) {
+            this.#o.log.warn(`warning: trouble preprocessing message ${id}: ${(err as Error).message}; the next start will do it`);
+          }
+        }),
+      );
+    }
   }
 
   #track(work: Promise<void>): void {
@@ -314,7 +343,7 @@ export class Scheduler {
       this.#checkIdle();
       return;
     }
-    while (this.#todo.length > 0 && this.#preprocessing < PREPROCESS_CONCURRENCY) {
+    while (this.#todo.length > 0 && this.#preprocessing < PREPROCESS_CONCURRENCY && this.#unsettled.size + this.#preprocessing < UNSETTLED_LIMIT) {
       const id = this.#todo.shift()!;
       this.#preprocessing++;
       this.#track(this.#preprocess(id).finally(() => this.#preprocessing--));
@@ -377,7 +406,7 @@ export class Scheduler {
 
   #isIdle(): boolean {
     if (this.#stopping) return this.#inflight.size === 0;
-    if (this.#inflight.size > 0 || this.#todo.length > 0) return false;
+    if (this.#inflight.size > 0 || (this.#todo.length > 0 && this.#unsettled.size < UNSETTLED_LIMIT)) return false;
     if (this.#paused || !this.#started) return true;
     for (const [channel, jobs] of this.#ready) if (jobs.length > 0 && this.#limit(channel) > 0) return false;
     const top = this.#peek();
@@ -385,11 +414,11 @@ export class Scheduler {
   }
 
   async #preprocess(id: string): Promise<void> {
-    let info: InfoRecord | undefined;
+    let preprocessed: Preprocessed | 'settled' | undefined;
     const committed = this.#committed.get(id);
     this.#committed.delete(id);
     try {
-      info = await this.#o.store.preprocess(id, (recipient, sender) => this.#o.route(recipient, sender, id), committed);
+      preprocessed = await this.#o.store.preprocess(id, (recipient, sender) => this.#o.route(recipient, sender, id), committed);
     } catch (err) {
       if (err instanceof MessageGone) {
         this.#todoQueued.delete(id);
@@ -406,25 +435,62 @@ export class Scheduler {
       return;
     }
     this.#todoQueued.delete(id);
-    this.#recent.add(id);
-    if (this.#recent.size > RECENT_LIMIT) this.#recent.delete(this.#recent.values().next().value!);
-    if (!info) return;
-    if (!this.#paused && this.#fresh.size < FRESH_LIMIT) this.#fresh.set(id, info);
+    this.#remember(id);
+    if (!preprocessed) return;
+    if (preprocessed === 'settled') {
+      this.#waitIfIdle(id, 0);
+      return;
+    }
+    this.#unsettled.set(id, preprocessed);
+    const { info } = preprocessed;
     const uid = info.origin.kind === 'local' ? info.origin.uid : (process.getuid?.() ?? 0);
     this.#o.log.info(`new msg ${id}`);
     this.#o.log.info(`info msg ${id}: bytes ${info.size} from <${info.sender}> qp ${info.qp} uid ${uid}`);
     this.#waitIfIdle(id, 0);
   }
 
+  /** A later pass over an unsettled message reads its state log once this pass wrote one. */
+  #noteState(open: OpenMessage): void {
+    const unsettled = this.#unsettled.get(open.id);
+    if (unsettled && open.m.hasState) unsettled.hasState = true;
+  }
+
+  /** Messages preprocessed in memory, not yet settled into info/ (qmail-qread lists them too). */
+  async *listUnsettled(): AsyncIterable<LoadedMessage> {
+    for (const [id, preprocessed] of [...this.#unsettled]) {
+      const open = this.#open.get(id);
+      if (open) {
+        yield open.m;
+        continue;
+      }
+      try {
+        yield await this.#o.store.load(id, preprocessed);
+      } catch (err) {
+        // left the queue, or unreadable, while being listed: the delivery pass deals with it
+        if (!(err instanceof CorruptQueueFile || err instanceof MessageGone)) throw err;
+      }
+    }
+  }
+
+  /** Ids whose `todo/` changes are this process's own: the todo/ watcher must not take them for new messages. */
+  #remember(id: string): void {
+    this.#recent.delete(id);
+    this.#recent.add(id);
+    if (this.#recent.size > RECENT_LIMIT) this.#recent.delete(this.#recent.values().next().value!);
+  }
+
   async #beginPass(id: string, force: boolean): Promise<void> {
     let m: LoadedMessage;
-    const fresh = this.#fresh.get(id);
-    this.#fresh.delete(id);
+    const unsettled = this.#unsettled.get(id);
     try {
-      m = await this.#o.store.load(id, fresh);
+      m = await this.#o.store.load(id, unsettled);
     } catch (err) {
-      if (err instanceof MessageGone) return;
+      if (err instanceof MessageGone) {
+        this.#unsettled.delete(id);
+        return;
+      }
       if (err instanceof CorruptQueueFile) {
+        this.#unsettled.delete(id);
         await this.#o.store.quarantine(id, err.message);
         return;
       }
@@ -566,10 +632,24 @@ export class Scheduler {
   async #endPass(open: OpenMessage): Promise<void> {
     const { progress } = open.m;
     const pending = progress.filter((p) => !p.done);
+    const unsettled = this.#unsettled.get(open.id);
+    this.#noteState(open);
     try {
       if (pending.length === 0) {
         await this.#finish(open);
         return;
+      }
+      if (unsettled) {
+        // it has to wait: from now on info/ (and the state log) is its durable record
+        try {
+          await this.#o.store.settle(open.id, open.m.info);
+          this.#unsettled.delete(open.id);
+          this.#remember(open.id);
+        } catch (err) {
+          this.#o.log.warn(`warning: trouble preprocessing message ${open.id}: ${(err as Error).message}; will try again later`);
+          this.#wait(open.id, this.#o.clock.now() + SLEEP_SYSFAIL_MS, false);
+          return;
+        }
       }
       const due = Math.min(...pending.map((p) => p.next));
       await this.#o.store.setDue(open.id, due).catch((err: Error) => {
@@ -588,6 +668,7 @@ export class Scheduler {
     const failures = info.recipients.flatMap((r, i) => (progress[i]!.done && !progress[i]!.ok ? [{ recipient: r.recipient, address: bounceAddress(r.route), text: progress[i]!.text ?? '' }] : []));
     if (failures.length > 0 && open.m.bounced === undefined) {
       const bounced = await this.#bounce(open, failures);
+      this.#noteState(open);
       if (!bounced) {
         this.#wait(open.id, this.#o.clock.now() + SLEEP_SYSFAIL_MS, false);
         return;
@@ -603,9 +684,13 @@ export class Scheduler {
     };
     await this.#o.hooks.clean.promise(clean);
     this.#o.log.info(`end msg ${info.id}`);
+    const unsettled = this.#unsettled.has(info.id);
     try {
-      await this.#o.store.remove(info.id, { hasState: open.m.hasState, size: info.size });
+      await this.#o.store.remove(info.id, { hasState: open.m.hasState, size: info.size, unsettled });
+      this.#unsettled.delete(info.id);
+      if (unsettled) this.#remember(info.id);
     } catch (err) {
+      this.#noteState(open);
       this.#o.log.warn(`warning: unable to remove message ${info.id}: ${(err as Error).message}; will try again later`);
       this.#wait(open.id, this.#o.clock.now() + SLEEP_SYSFAIL_MS, false);
     }

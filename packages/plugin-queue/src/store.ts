@@ -13,6 +13,13 @@ export interface LoadedMessage {
   source: MessageSource;
 }
 
+/** A message routed in memory by `preprocess`: not yet in info/, its durable record is still `todo/<id>`. */
+export interface Preprocessed {
+  info: InfoRecord;
+  /** False while no state log can exist (a message committed by this process and never recorded since). */
+  hasState: boolean;
+}
+
 /** Counts for qmail-qstat, without reading bodies. */
 export interface StoreCounts {
   messages: number;
@@ -40,22 +47,26 @@ export interface QueueStore {
   /** Committed messages not yet preprocessed, oldest first. */
   listUnprocessed(): Promise<string[]>;
   /**
-   * Routes the recipients of a committed message and stores the result; undefined when the message was quarantined.
-   * `committed` is given when this process committed the message itself (nothing is read back then).
+   * Routes the recipients of a committed message in memory (nothing is written: `todo/<id>` stays the
+   * durable record); undefined when the message was quarantined, 'settled' when it turned out to be in
+   * info/ already. `committed` is given when this process committed the message itself (nothing is read back then).
    */
-  preprocess(id: string, route: (recipient: string, sender: string) => Promise<Route>, committed?: CommittedMessage): Promise<InfoRecord | undefined>;
+  preprocess(id: string, route: (recipient: string, sender: string) => Promise<Route>, committed?: CommittedMessage): Promise<Preprocessed | 'settled' | undefined>;
+  /** Makes a preprocessed message that has to wait durable in info/, and removes its `todo/` record. */
+  settle(id: string, info: InfoRecord): Promise<void>;
   /** Every preprocessed message and when it is next due (0: now), delivered in batches; `batch` returns false to stop early. */
   scan(batch: (entries: Array<{ id: string; due: number }>) => boolean): Promise<void>;
-  /** `fresh` is the record `preprocess` just returned in this process: the message is then not read back. */
-  load(id: string, fresh?: InfoRecord): Promise<LoadedMessage>;
+  /** Loads a settled message from info/, or one preprocessed in memory (`preprocessed`) with its state log if it may have one. */
+  load(id: string, preprocessed?: Preprocessed): Promise<LoadedMessage>;
   /** Appends delivery records durably; `due` is the time the message should next be looked at. */
   record(id: string, entries: StateEntry[]): Promise<void>;
   setDue(id: string, due: number): Promise<void>;
   /**
    * Removes a finished message. `hasState` false: no state log was ever written (LoadedMessage.hasState
-   * and nothing recorded since); `size` (the message's size) lets the store recycle the files.
+   * and nothing recorded since); `size` (the message's size) lets the store recycle the files;
+   * `unsettled`: the message was never settled, its record is `todo/<id>`.
    */
-  remove(id: string, how?: { hasState?: boolean; size?: number }): Promise<void>;
+  remove(id: string, how?: { hasState?: boolean; size?: number; unsettled?: boolean }): Promise<void>;
   /** Gives back what the store keeps only for speed (recycled files); called when the queue is idle and at stop. */
   release(): Promise<void>;
   /** Moves a message that cannot be read out of the way; returns the paths moved. */

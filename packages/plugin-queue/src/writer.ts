@@ -79,10 +79,9 @@ function nextQp(): number {
 /**
  * qmail-queue for one message. The body goes to `tmp/<id>` (or a recycled spare
  * file in tmp/); commit fdatasyncs it and renames it to `mess/<s>/<id>`, writes
- * and fdatasyncs the envelope in `intd/<id>` (or a spare), fsyncs `mess/<s>/`
- * (shared with concurrent commits), then links the envelope to `todo/<id>` and
- * fsyncs `todo/` (shared too): once that fsync returns the message is queued,
- * and the envelope's first name is removed.
+ * and fdatasyncs the envelope in `tmp/<id>.env` (or a spare), fsyncs `mess/<s>/`
+ * (shared with concurrent commits), then renames the envelope to `todo/<id>` and
+ * fsyncs `todo/` (shared too): once that fsync returns the message is queued.
  */
 export class DiskQueueWriter implements QueueWriter {
   readonly id: string;
@@ -205,11 +204,11 @@ export class DiskQueueWriter implements QueueWriter {
     const { fs, layout } = this.#deps;
     const mess = layout.mess(this.id);
     const todo = layout.todo(this.id);
-    // the envelope is written under intd/<id>, or in a recycled spare file of tmp/
+    // the envelope is written in a recycled spare file of tmp/, or a new tmp/<id>.env
     const spare = this.#deps.spares.take();
-    const intd = spare ?? layout.intd(this.id);
+    const envPath = spare ?? layout.tmp(`${this.id}.env`);
     const acceptedAt = this.#deps.now();
-    let linked = false;
+    let named = false;
     const envRecord: EnvelopeRecord = {
       v: 1,
       id: this.id,
@@ -236,7 +235,7 @@ export class DiskQueueWriter implements QueueWriter {
         await dirs.sync(dirname(mess));
       })();
       const env = (async () => {
-        const efh = await fs.open(intd, spare ? 'w' : 'wx', 0o640);
+        const efh = await fs.open(envPath, spare ? 'w' : 'wx', 0o640);
         try {
           await fs.write(efh, record);
           await fs.sync(efh);
@@ -248,21 +247,19 @@ export class DiskQueueWriter implements QueueWriter {
       const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
       if (failed) throw failed.reason;
       this.#deps.committing.add(this.id);
-      await fs.link(intd, todo);
-      linked = true;
+      await fs.rename(envPath, todo);
+      named = true;
       await dirs.sync(layout.todoDir);
     } catch (err) {
       this.#deps.committing.delete(this.id);
       this.#state = 'aborted';
       if (this.#fh !== undefined) await fs.close(this.#fh).catch(() => undefined);
       this.#fh = undefined;
-      if (linked) await fs.unlink(todo).catch(() => undefined);
-      await fs.unlink(intd).catch(() => undefined);
+      await fs.unlink(named ? todo : envPath).catch(() => undefined);
       await fs.unlink(this.#path).catch(() => undefined);
       throw temporary(err, 'write');
     }
     this.#state = 'committed';
-    await fs.unlink(intd).catch(() => undefined);
     this.#deps.onCommit(this.id, { envelope: envRecord, size: this.#size });
     this.#deps.committing.delete(this.id);
     return { id: this.id, qp: this.qp, acceptedAt: new Date(acceptedAt) };

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { success } from '@quail/core';
+import { deferral, success } from '@quail/core';
 import { nodeQueueFs, type QueueFs } from '@quail/plugin-queue';
 import { CONTROL, harness, queueFiles, type Harness } from './helpers.js';
 
@@ -12,6 +12,8 @@ afterEach(async () => {
   await h?.cleanup();
   h = undefined;
 });
+
+const split = (id: string) => String(Number.parseInt(id.slice(-6), 16) % 23);
 
 const enospc = () => Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC', errno: -28 });
 
@@ -32,11 +34,11 @@ const STEPS: Array<[keyof QueueFs, number, string]> = [
   ['write', 1, 'writing the body'],
   ['sync', 1, 'fsync of the body'],
   ['rename', 1, 'rename tmp -> mess'],
-  ['open', 1, 'creating intd'],
+  ['open', 1, 'creating the envelope in tmp/'],
   ['write', 2, 'writing the envelope'],
   ['sync', 2, 'fsync of the envelope'],
   ['syncDir', 1, 'fsync of mess/<s>'],
-  ['link', 1, 'link intd -> todo'],
+  ['rename', 2, 'rename envelope -> todo'],
   ['syncDir', 2, 'fsync of todo/'],
 ];
 
@@ -61,21 +63,24 @@ describe('I/O faults during acceptance', () => {
     expect(h.deliveries.map((d) => d.delivery.messageId)).toEqual([ok.id]);
   });
 
-  it('retries preprocessing that failed for lack of space after 123 seconds, and then delivers', async () => {
-    const fault = faulty('rename', 2);
-    h = await harness(() => success('delivered'), { queue: { fs: fault.fs } });
+  it('keeps a deferred message whose info/ could not be written for lack of space in todo/, and retries after 123 seconds', async () => {
+    // renames: the body into mess/, the envelope into todo/, then the info/ record of the deferred message
+    const fault = faulty('rename', 3);
+    let attempts = 0;
+    h = await harness(() => (++attempts === 1 ? deferral('try later') : success('delivered')), { queue: { fs: fault.fs } });
     fault.state.armed = true;
     const r = await h.queue.enqueue({ sender: 'a@example.org', recipients: ['joe@example.com'] }, 'x\n', { kind: 'bounce' });
     await h.queue.idle();
-    expect(h.deliveries).toHaveLength(0);
+    expect(h.deliveries).toHaveLength(1);
     expect(h.logs).toContain(`warning: trouble preprocessing message ${r.id}: ENOSPC: no space left on device; will try again later`);
-    expect(await h.queue.stat()).toMatchObject({ messages: 1, unprocessed: 1 });
+    expect(await h.queue.stat()).toMatchObject({ messages: 1, unprocessed: 0, pending: { local: 1 } });
+    expect(await queueFiles(h.root)).toEqual([`mess/${split(r.id)}/${r.id}`, `state/${split(r.id)}/${r.id}`, `todo/${r.id}`]);
     await h.clock.advance(122_000);
     await h.queue.idle();
-    expect(h.deliveries).toHaveLength(0);
+    expect(h.deliveries).toHaveLength(1);
     await h.clock.advance(1_000);
     await h.queue.idle();
-    expect(h.deliveries.map((d) => d.delivery.messageId)).toEqual([r.id]);
+    expect(h.deliveries.map((d) => d.delivery.messageId)).toEqual([r.id, r.id]);
     expect(await queueFiles(h.root)).toEqual([]);
   });
 
