@@ -17,6 +17,7 @@ import {
 } from '@quail/core';
 import { nobodyAccount, programAccount, type Account } from './accounts.js';
 import { parseDotQmail, DotQmailSyntaxError, type DotQmailContents, type Instruction } from './dot-qmail-file.js';
+import { ParsedFiles } from './file-cache.js';
 import { programEnvironment } from './environment.js';
 import { deliveredToLine, headerHasLine, mboxFromLine, returnPathLine } from './headers.js';
 import { safeExt } from './local-part.js';
@@ -61,6 +62,8 @@ type Step = { next: true; output?: string } | { next: false; output?: string } |
 export class DotQmailFileRunner implements DotQmailRunner {
   readonly #options: RunnerOptions;
   #nobody?: Promise<Account>;
+  /** Dot-qmail files parsed before, kept while each file is unchanged (never modified: shared between deliveries). */
+  readonly #parsed = new ParsedFiles<DotQmailContents>();
 
   constructor(options: RunnerOptions) {
     this.#options = options;
@@ -116,6 +119,7 @@ export class DotQmailFileRunner implements DotQmailRunner {
   }
 
   async #load(file: string, request: RunRequest): Promise<Loaded | DeliveryResult> {
+    const statAt = Date.now();
     let info;
     try {
       info = await stat(file);
@@ -125,14 +129,19 @@ export class DotQmailFileRunner implements DotQmailRunner {
     if (info && !info.isFile()) return deferral(`Unable to open ${file}: not a regular file. (#4.3.0)`);
     if (info && (info.mode & 0o022) !== 0) return deferral('Uh-oh: .qmail file is writable. (#4.7.0)');
     if (info && info.size > 0) {
-      let text: string;
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (err) {
-        return deferral(`Unable to open ${file}: ${describe(err)}. (#4.3.0)`);
+      let parsed = this.#parsed.get(file, info);
+      if (!parsed) {
+        let text: string;
+        try {
+          text = await readFile(file, 'utf8');
+        } catch (err) {
+          return deferral(`Unable to open ${file}: ${describe(err)}. (#4.3.0)`);
+        }
+        parsed = parseDotQmail(text);
+        this.#parsed.set(file, info, statAt, parsed);
       }
-      const contents = parseDotQmail(text);
-      if ((info.mode & 0o100) !== 0) contents.forwardOnly = true;
+      // the user-execute bit works as +list does
+      const contents = (info.mode & 0o100) !== 0 ? { ...parsed, forwardOnly: true } : parsed;
       return { contents, owner: { uid: info.uid, gid: info.gid }, origin: file };
     }
     const home = await stat(request.home);

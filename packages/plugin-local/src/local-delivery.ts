@@ -1,7 +1,9 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Stats } from 'node:fs';
 import { deferral, failure, splitAddress, type Delivery, type DeliveryResult, type Logger } from '@quail/core';
 import type { DotQmailFileRunner } from './dot-qmail-runner.js';
+import { DirectoryNames } from './file-cache.js';
 import { hostileLocalPart, safeExt } from './local-part.js';
 import { AssignSyntaxError, type LocalOwner, type UsersAssign } from './users-assign.js';
 
@@ -29,6 +31,8 @@ export function dotQmailCandidates(dash: string, ext: string): string[] {
 /** qmail-lspawn + qmail-local for one local recipient: find the owner, pick the dot-qmail file, run it. */
 export class LocalDelivery {
   readonly #options: LocalDeliveryOptions;
+  /** The dot-qmail files found (or not) in home directories, kept while a home directory is unchanged. */
+  readonly #homeFiles = new DirectoryNames();
 
   constructor(options: LocalDeliveryOptions) {
     this.#options = options;
@@ -50,8 +54,10 @@ export class LocalDelivery {
       }
       return deferral(`Unable to find the owner of ${local}: ${(err as Error).message}. (#4.3.0)`);
     }
-    const homeProblem = await checkHome(owner.home);
-    if (homeProblem) return homeProblem;
+    const statAt = Date.now();
+    const home = await checkHome(owner.home);
+    if (!('info' in home)) return home;
+    this.#homeFiles.observe(owner.home, home.info, statAt);
     const file = await this.#chooseFile(owner);
     if (file === undefined) return failure('Sorry, no mailbox here by that name. (#5.1.1)');
     return this.#options.runner.run(file, {
@@ -79,13 +85,14 @@ export class LocalDelivery {
     const candidates = dotQmailCandidates(owner.dash, owner.ext);
     for (const name of candidates) {
       const path = join(owner.home, name);
-      if (await exists(path)) return path;
+      if (await this.#homeFiles.exists(owner.home, name, () => exists(path))) return path;
     }
     return owner.dash === '' && owner.ext === '' ? join(owner.home, '.qmail') : undefined;
   }
 }
 
-async function checkHome(home: string): Promise<DeliveryResult | undefined> {
+/** The home directory's stat, or why qmail-local would not deliver there. */
+async function checkHome(home: string): Promise<DeliveryResult | { info: Stats }> {
   let info;
   try {
     info = await stat(home);
@@ -96,7 +103,7 @@ async function checkHome(home: string): Promise<DeliveryResult | undefined> {
   if (!info.isDirectory()) return deferral(`Unable to switch to ${home}: not a directory. (#4.3.0)`);
   if ((info.mode & 0o022) !== 0) return deferral('Uh-oh: home directory is writable. (#4.7.0)');
   if ((info.mode & 0o1000) !== 0) return deferral('Home directory is sticky: user is editing his .qmail file. (#4.2.1)');
-  return undefined;
+  return { info };
 }
 
 async function exists(path: string): Promise<boolean> {

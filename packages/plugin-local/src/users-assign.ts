@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { settled, stampOf } from './file-cache.js';
 
 /** Who owns a local address, as qmail-lspawn finds it. */
 export interface LocalOwner {
@@ -78,7 +79,7 @@ function owner(a: Assignment, ext: string): LocalOwner {
 /** users/assign read from disk, parsed again only when the file changes. */
 export class UsersAssign {
   readonly path: string;
-  #cache?: { mtimeMs: number; size: number; assignments: Assignment[] };
+  #cache?: { stamp: string; assignments: Assignment[] };
 
   constructor(path: string) {
     this.path = path;
@@ -89,6 +90,7 @@ export class UsersAssign {
   }
 
   async #load(): Promise<Assignment[]> {
+    const statAt = Date.now();
     let info;
     try {
       info = await stat(this.path);
@@ -96,9 +98,11 @@ export class UsersAssign {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    if (this.#cache && this.#cache.mtimeMs === info.mtimeMs && this.#cache.size === info.size) return this.#cache.assignments;
+    const stamp = stampOf(info);
+    if (this.#cache?.stamp === stamp) return this.#cache.assignments;
     const assignments = parseUsersAssign(await readFile(this.path, 'utf8'), this.path);
-    this.#cache = { mtimeMs: info.mtimeMs, size: info.size, assignments };
+    // a file changed within the last moments may change again without a new stamp: read it again next time
+    this.#cache = settled(info, statAt) ? { stamp, assignments } : undefined;
     return assignments;
   }
 }

@@ -1,5 +1,4 @@
 import { deny, type EnvelopeAddress, type HookResult } from '@quail/core';
-import { readDefaultAction } from './domain-default.js';
 import { findExtensionFile, findRecipientUser } from './recipients.js';
 import type { VpopmailStore } from './store.js';
 
@@ -13,9 +12,9 @@ export async function checkRecipient(store: VpopmailStore, recipient: EnvelopeAd
   if (!recipient.domain) return undefined;
   const location = await store.resolveDomain(recipient.domain);
   if (!location) return undefined;
-  const action = await readDefaultAction(location.dir);
+  const action = await store.domainFiles.defaultAction(location.dir);
   if (action.kind !== 'bounce' && action.kind !== 'none') return undefined;
-  if (await findExtensionFile(location.dir, recipient.local)) return undefined;
+  if (await findExtensionFile(store, location.dir, recipient.local)) return undefined;
   if (await findRecipientUser(store, recipient.local, location.domain)) return undefined;
   return deny(550, 'sorry, no mailbox here by that name.', '5.1.1');
 }

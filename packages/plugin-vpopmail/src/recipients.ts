@@ -1,4 +1,3 @@
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dotQmailSuffix, userName } from './names.js';
 import type { VpopmailStore } from './store.js';
@@ -18,10 +17,9 @@ export function extensionFiles(ext: string): string[] {
 }
 
 /** The first of `extensionFiles(ext)` present in the domain directory (valias entries, mailing lists). */
-export async function findExtensionFile(domainDir: string, ext: string): Promise<string | undefined> {
+export async function findExtensionFile(store: VpopmailStore, domainDir: string, ext: string): Promise<string | undefined> {
   for (const name of extensionFiles(ext)) {
-    const path = join(domainDir, name);
-    if (await access(path).then(() => true, () => false)) return path;
+    if (await store.domainFiles.exists(domainDir, name)) return join(domainDir, name);
   }
   return undefined;
 }

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import type { MailUser, UserStore } from '@quail/core';
+import { DomainFiles } from './domain-files.js';
 import { temporary } from './errors.js';
 import { flagsFromGid } from './flags.js';
 import { domainName, splitLogin, userName } from './names.js';
@@ -36,11 +37,14 @@ const EMPTY: ParsedVpasswd = { lines: [], users: new Map(), warnings: [] };
  * vpopmail's domains and users, read from `<root>/domains/<domain>/vpasswd`.
  * Each domain's file is parsed once and kept in memory, re-read when its inode,
  * size or mtime changes (the role of vpasswd.cdb), so lookups in large domains
- * cost one stat.
+ * cost one stat. Resolving a domain stats its directory, which keeps the
+ * cache of its dot-qmail files (`domainFiles`) current.
  */
 export class VpopmailStore implements UserStore {
   readonly root: string;
   readonly domainsDir: string;
+  /** What the domain directories hold besides vpasswd (dot-qmail files), kept between lookups. */
+  readonly domainFiles = new DomainFiles();
   readonly #options: VpopmailStoreOptions;
   readonly #files = new Map<string, CachedFile>();
   readonly #loading = new Map<string, Promise<ParsedVpasswd>>();
@@ -78,8 +82,11 @@ export class VpopmailStore implements UserStore {
 
   async #located(domain: string): Promise<DomainLocation | undefined> {
     const dir = this.domainDir(domain);
+    const statAt = Date.now();
     const info = await stat(dir).catch(() => undefined);
-    return info?.isDirectory() ? { domain, dir, uid: info.uid, gid: info.gid } : undefined;
+    if (!info?.isDirectory()) return undefined;
+    this.domainFiles.observe(dir, info, statAt);
+    return { domain, dir, uid: info.uid, gid: info.gid };
   }
 
   /** `+alias.com-:real.com:89:89:/home/vpopmail/domains/real.com:-::` lines of users/assign, alias → real. */

@@ -18,8 +18,9 @@ import {
   type MailStore,
   type Queue,
   type Quota,
+  type StoredMessage,
 } from '@quail/core';
-import { readDefaultAction, QMAIL_DEFAULT, type DefaultAction } from './domain-default.js';
+import { QMAIL_DEFAULT, type DefaultAction } from './domain-default.js';
 import { flagsFromGid } from './flags.js';
 import { userName } from './names.js';
 import { quotaFromField } from './quota.js';
@@ -52,6 +53,8 @@ const OVER_QUOTA = 'user is over quota';
 /** Longest custom message (.no-user.msg, .over-quota.msg) used in a bounce. */
 const MAX_MESSAGE_FILE = 4096;
 const DELIVERED = 'did 0+0+1/';
+/** Most maildirs remembered as existing. */
+const MAX_SEEN_MAILDIRS = 10_000;
 /** vpopmail's QUOTA_WARN_PERCENT, and how often one maildir gets the warning. */
 const QUOTA_WARN_PERCENT = 90;
 const QUOTA_WARN_INTERVAL_MS = 24 * 60 * 60 * 1000;
@@ -63,6 +66,8 @@ const QUOTA_WARN_INTERVAL_MS = 24 * 60 * 60 * 1000;
  */
 export class VdeliverMail {
   readonly #s: VdeliverMailServices;
+  /** Maildirs found with a `new/` directory (or made) by an earlier delivery. */
+  readonly #seenMaildirs = new Set<string>();
 
   constructor(services: VdeliverMailServices) {
     this.#s = services;
@@ -89,9 +94,9 @@ export class VdeliverMail {
     if (delivered.includes(t.recipient.route.address.toLowerCase())) {
       return failure('This message is looping: it already has my Delivered-To line. (#5.4.6)');
     }
-    const aliasFile = await findExtensionFile(t.location.dir, t.ext);
+    const aliasFile = await findExtensionFile(this.#s.store, t.location.dir, t.ext);
     if (aliasFile) return this.#runDotQmail(t, aliasFile, { home: t.location.dir, local: t.local, host: t.host, ext: t.ext.toLowerCase() });
-    const action = await readDefaultAction(t.location.dir);
+    const action = await this.#s.store.domainFiles.defaultAction(t.location.dir);
     if (action.kind === 'dot-qmail') {
       return this.#runDotQmail(t, join(t.location.dir, QMAIL_DEFAULT), { home: t.location.dir, local: t.local, host: t.host, ext: t.ext.toLowerCase() });
     }
@@ -142,9 +147,8 @@ export class VdeliverMail {
     const store = this.#s.mailStore();
     const prepend = `Return-Path: <${t.delivery.sender}>\nDelivered-To: ${address}\n`;
     try {
-      if (!(await exists(join(maildir, 'new')))) await store.create(maildir);
       const key = deliveryKey(t.delivery, t.recipient.recipient);
-      const stored = await store.deliver(maildir, t.delivery.message.source, { prepend, key, ...(quota && { quota }) });
+      const stored = await this.#intoMaildir(maildir, () => store.deliver(maildir, t.delivery.message.source, { prepend, key, ...(quota && { quota }) }));
       this.#s.log.debug({ maildir, uid: stored.uid }, `vdelivermail: ${address} delivered`);
       if (quota) await this.#quotaWarning(t, maildir, address, quota);
       return success(DELIVERED);
@@ -155,6 +159,30 @@ export class VdeliverMail {
       }
       const text = `vdelivermail: cannot deliver to ${address}: ${(err as Error).message}`;
       return isTemporary(err) ? deferral(text) : failure(text);
+    }
+  }
+
+  /**
+   * Runs a delivery into `maildir`, creating the maildir first when it has no
+   * `new/`. A maildir seen before is not checked again: only when a delivery into
+   * it fails is it looked at, and made again (then the delivery retried) if it
+   * is gone. Nothing was stored by the failed attempt then, as `new/` is missing.
+   */
+  async #intoMaildir(maildir: string, deliver: () => Promise<StoredMessage>): Promise<StoredMessage> {
+    const store = this.#s.mailStore();
+    const newDir = join(maildir, 'new');
+    if (!this.#seenMaildirs.has(maildir)) {
+      if (!(await exists(newDir))) await store.create(maildir);
+      if (this.#seenMaildirs.size >= MAX_SEEN_MAILDIRS) this.#seenMaildirs.clear();
+      this.#seenMaildirs.add(maildir);
+      return deliver();
+    }
+    try {
+      return await deliver();
+    } catch (err) {
+      if (await exists(newDir)) throw err;
+      await store.create(maildir);
+      return deliver();
     }
   }
 
