@@ -41,6 +41,10 @@ class QmailSmtpServer extends SMTPServer {
   #makeSession!: ListenerOptions['session'];
   #kind!: ListenerKind;
   readonly sessions = new Set<QmailConnection>();
+  /** One function for every connection to call when it has closed. */
+  readonly #forget = (connection: QmailConnection): void => {
+    this.sessions.delete(connection);
+  };
 
   static create(options: SMTPServerOptions, listener: ListenerOptions): QmailSmtpServer {
     const server = new QmailSmtpServer(options);
@@ -64,6 +68,7 @@ class QmailSmtpServer extends SMTPServer {
    */
   override _handleProxy(socket: Socket, callback: (err: Error | null, options?: TicketOptions & { id: string }) => void): void {
     const ticket = this.#tickets.get(socket);
+    this.#tickets.delete(socket);
     callback(null, { id: nextConnectionId(), ...(ticket && { ticket }) });
   }
 
@@ -84,12 +89,9 @@ class QmailSmtpServer extends SMTPServer {
     });
     if (ticket.remoteHost !== undefined) conn.remoteHost = ticket.remoteHost;
     const session = this.#makeSession(conn, ticket, this.#kind);
-    const connection = new QmailConnection(this, socket, socketOptions ?? undefined, session);
+    const connection = new QmailConnection(this, socket, socketOptions ?? undefined, session, this.#forget);
     this.connections.add(connection);
     this.sessions.add(connection);
-    void connection.closed().then(() => this.sessions.delete(connection));
-    connection.on('error', (err: Error) => this._onError(err));
-    connection.on('connect', (data) => this._onClientConnect(data));
     connection.init();
   }
 }

@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPServer } from 'smtp-server';
 import type { AuthMechanism } from '@quail/core';
-import { QmailStream } from './qmail-stream.js';
+import { QmailStream, type QmailStreamOwner } from './qmail-stream.js';
 import { reply, Texts, type SmtpReply } from './replies.js';
 import type { SmtpSession } from './session.js';
 
@@ -13,11 +13,21 @@ type Next = () => void;
 const STRICT_NEEDS_HELO = new Set(['MAIL', 'RCPT', 'DATA']);
 
 /**
+ * Put in place of smtp-server's per-connection maps (XCLIENT, XFORWARD, the
+ * recipient index): the command layer here never uses them, and an idle
+ * session should not carry them.
+ */
+const UNUSED_MAP: Map<string, unknown> = new Map();
+
+/** What the server is told when a connection has closed. */
+export type ClosedListener = (connection: QmailConnection) => void;
+
+/**
  * One SMTP connection: smtp-server's socket, TLS and line handling with a
  * qmail-smtpd command layer on top (reference 2.2-2.3). Replies come from the
  * SmtpSession; this class only speaks the protocol.
  */
-export class QmailConnection extends SMTPConnection {
+export class QmailConnection extends SMTPConnection implements QmailStreamOwner {
   /** Set right after construction by the server (the base constructor runs first). */
   quail!: SmtpSession;
   /** The listener is stopping: idle sessions are closed, transactions may finish. */
@@ -27,13 +37,25 @@ export class QmailConnection extends SMTPConnection {
   #release: Next | undefined;
   /** Answers a pending AUTH challenge (with `*` when the client went away). */
   #challengeAnswer: ((line: string) => void) | undefined;
-  readonly #closedWaiters: Array<() => void> = [];
+  /** Made by the first call of closed(): an idle session waits for nothing. */
+  #closedWaiters: Array<() => void> | undefined;
+  readonly #onClosed: ClosedListener | undefined;
   #corked = false;
 
-  constructor(server: SMTPServer, socket: Socket | TLSSocket, options: SMTPConnectionOptions | undefined, session: SmtpSession) {
+  constructor(
+    server: SMTPServer,
+    socket: Socket | TLSSocket,
+    options: SMTPConnectionOptions | undefined,
+    session: SmtpSession,
+    onClosed?: ClosedListener,
+  ) {
     super(server, socket, options);
     this.quail = session;
+    this.#onClosed = onClosed;
     this.name = session.settings.me;
+    this._rcptIndex = UNUSED_MAP as SMTPConnection['_rcptIndex'];
+    this._xClient = UNUSED_MAP as SMTPConnection['_xClient'];
+    this._xForward = UNUSED_MAP as SMTPConnection['_xForward'];
     const cipher = this.tlsOptions;
     if (this.secure && cipher) session.conn.tls = { protocol: String(cipher.version), cipher: cipher.name };
   }
@@ -41,7 +63,7 @@ export class QmailConnection extends SMTPConnection {
   /** Resolves once the socket has closed. */
   closed(): Promise<void> {
     if (this._closed) return Promise.resolve();
-    return new Promise((resolve) => this.#closedWaiters.push(resolve));
+    return new Promise((resolve) => (this.#closedWaiters ??= []).push(resolve));
   }
 
   /** True while nothing is in progress: no command running, no message being received, no transaction. */
@@ -57,13 +79,50 @@ export class QmailConnection extends SMTPConnection {
   }
 
   override _createParser(): QmailStream {
-    const parser = new QmailStream({ maxCommandLength: MAX_COMMAND });
-    parser.oncommand = (command: Buffer, callback?: Next) => this._onCommand(command, callback);
-    parser.onPipelined = () => this.#corkOneTurn();
-    parser.on('error', (err: Error) => {
-      this.send(421, `Error: ${err.message}`, false);
-    });
-    return parser;
+    return new QmailStream(this, { maxCommandLength: MAX_COMMAND });
+  }
+
+  parserError(err: Error): void {
+    this.send(421, `Error: ${err.message}`, false);
+  }
+
+  /**
+   * smtp-server's session record (envelope, addresses, DSN fields) is not used:
+   * the SmtpSession holds the state of the session, so nothing is reset here.
+   */
+  override _resetSession(): void {}
+
+  /**
+   * The socket's listeners, shared by every connection (smtp-server makes a
+   * closure for each, and pipe() another nine): bytes go to the parser with
+   * pipe()'s backpressure, the end of input ends the parser as pipe() would.
+   * After STARTTLS smtp-server drops these and pipes the TLS socket itself.
+   */
+  override _setListeners(callback: () => void): void {
+    const socket = this._socket;
+    socketConnections.set(socket, this);
+    socket.on('close', onSocketClose);
+    socket.on('error', onSocketError);
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('timeout', onSocketTimeout);
+    this._armTimeout();
+    if (!this.needsUpgrade) return callback();
+    this.upgrade(() => false, callback);
+  }
+
+  /** A chunk from the socket for the command parser; the socket waits while the parser is full. */
+  feed(socket: Socket, chunk: Buffer): void {
+    const parser = this._parser;
+    if (!parser || socket !== this._socket || parser.write(chunk)) return;
+    socket.pause();
+    parser.once('drain', () => socket.resume());
+  }
+
+  /** The client closed its side: the parser ends (and runs a last unterminated line, as with pipe()). */
+  inputEnded(socket: Socket): void {
+    const parser = this._parser;
+    if (parser && socket === this._socket && !parser.writableEnded) parser.end();
   }
 
   /** smtp-server's fixed 100 ms early-talker pause becomes GREETDELAY (0: greet at once). */
@@ -80,7 +139,7 @@ export class QmailConnection extends SMTPConnection {
    * within this turn of the event loop leave in one write (one TCP segment) instead
    * of one write each.
    */
-  #corkOneTurn(): void {
+  pipelined(): void {
     if (this.#corked) return;
     const socket = this._socket;
     this.#corked = true;
@@ -94,13 +153,11 @@ export class QmailConnection extends SMTPConnection {
   /** Runs the `connect` hook, then greets (tcpserver already looked up or skipped the host name). */
   override connectionReady(): void {
     this.clientHostname = this.quail.conn.remoteHost ?? `[${this.remoteAddress}]`;
-    this._resetSession();
     this.quail.connect().then(
       (refusal) => {
         if (this._closing || this._closed) return;
         if (refusal) return this.#reply(refusal);
         this._ready = true;
-        this.emitConnection();
         this._sendGreeting();
         const early = this.#early;
         this.#early = undefined;
@@ -113,12 +170,42 @@ export class QmailConnection extends SMTPConnection {
     );
   }
 
+  /**
+   * smtp-server's send() for the replies of this command layer (always without
+   * enhanced status codes): the same bytes, without its per-reply log record.
+   * Control characters become spaces; `334` alone gets its space (RFC 4954).
+   * Other calls (from inside smtp-server) go to smtp-server's own.
+   */
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    if (context !== false) return super.send(code, data, context);
+    let payload: string;
+    if (Array.isArray(data)) {
+      payload = '';
+      const last = data.length - 1;
+      for (let i = 0; i <= last; i++) payload += `${code}${i < last ? '-' : ' '}${replyText(data[i])}${i < last ? '\r\n' : ''}`;
+    } else {
+      payload = data ? `${code} ${replyText(data)}` : code === 334 ? '334 ' : String(code);
+    }
+    const socket = this._socket;
+    if (!this._upgrading && socket && !socket.destroyed && socket.readyState === 'open') socket.write(`${payload}\r\n`);
+    if (code === 421) this.close();
+  }
+
   override _sendGreeting(): void {
     this.send(220, `${this.quail.settings.greeting} ESMTP`, false);
   }
 
+  /**
+   * Arms the idle timeout. One 'timeout' listener per socket (smtp-server adds a
+   * once-listener at every arming): added by _setListeners, or here for the TLS
+   * socket of STARTTLS.
+   */
   override _armTimeout(socket: Socket = this._socket): void {
-    socket.setTimeout(this.quail?.settings.timeoutMs ?? 1_200_000, () => this._onTimeout());
+    socket.setTimeout(this.quail?.settings.timeoutMs ?? 1_200_000);
+    if (socketConnections.get(socket) !== this) {
+      socketConnections.set(socket, this);
+      socket.on('timeout', onSocketTimeout);
+    }
   }
 
   /** qmail's read timeout: `451 timeout (#4.4.2)` and close (not while the server itself is busy). */
@@ -140,16 +227,39 @@ export class QmailConnection extends SMTPConnection {
     this.#challengeAnswer?.('*');
     this.quail.reset();
     this.quail.conn.closed();
-    for (const resolve of this.#closedWaiters.splice(0)) resolve();
+    this.#onClosed?.(this);
+    const waiters = this.#closedWaiters;
+    this.#closedWaiters = undefined;
+    if (waiters) for (const resolve of waiters) resolve();
   }
 
-  /** After STARTTLS the session starts over, as RFC 3207 requires. */
+  /**
+   * smtp-server's error handling without its 'error' event: the server's handler
+   * is called directly, so a connection needs no listener of its own.
+   */
+  override _onError(err: Error & { code?: string; remoteAddress?: string }): void {
+    err.remoteAddress = this.remoteAddress;
+    if (err.code && QUIET_SOCKET_ERRORS.has(err.code)) {
+      this.close();
+      return;
+    }
+    this._server._onError(err);
+  }
+
+  /**
+   * After STARTTLS the session starts over, as RFC 3207 requires. smtp-server
+   * removes every listener of the plain socket; the 'close' listeners others put
+   * there (the gate's, which frees the connection's slot) are put back.
+   */
   override upgrade(callback: Next, secureCallback?: Next): void {
+    const plain = this._socket;
+    const others = plain.listeners('close').filter((l) => l !== onSocketClose) as Array<(hadError: boolean) => void>;
     super.upgrade(callback, () => {
       const cipher = this.tlsOptions;
       this.quail.secured({ protocol: cipher ? String(cipher.version) : 'TLS', cipher: cipher ? cipher.name : 'unknown' });
       secureCallback?.();
     });
+    for (const listener of others) plain.on('close', listener);
   }
 
   override _onCommand(command: Buffer, callback?: Next): void {
@@ -359,6 +469,39 @@ export class QmailConnection extends SMTPConnection {
     this.send(r.code, r.text, false);
     if (r.close && r.code !== 421) this.close();
   }
+}
+
+/** Socket errors that mean the client went away (smtp-server's list): the connection is closed, nothing reported. */
+const QUIET_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** The connection of each socket, for the shared listeners below (`this` is the socket). */
+const socketConnections = new WeakMap<Socket, QmailConnection>();
+
+function onSocketTimeout(this: Socket): void {
+  socketConnections.get(this)?._onTimeout();
+}
+
+function onSocketClose(this: Socket, hadError: boolean): void {
+  socketConnections.get(this)?._onCloseEvent(hadError);
+}
+
+function onSocketError(this: Socket, err: Error): void {
+  socketConnections.get(this)?._onError(err);
+}
+
+function onSocketData(this: Socket, chunk: Buffer): void {
+  socketConnections.get(this)?.feed(this, chunk);
+}
+
+function onSocketEnd(this: Socket): void {
+  socketConnections.get(this)?.inputEnded(this);
+}
+
+/** Control characters (smtp-server's CONTROL_CHARS) cannot go into a reply line. */
+const REPLY_CONTROL_CHARS = /[\x00-\x1F\x7F-\x9F]/g;
+
+function replyText(line: string | null | undefined): string {
+  return line === undefined || line === null ? '' : String(line).replace(REPLY_CONTROL_CHARS, ' ');
 }
 
 /** Command lines longer than this get smtp-server's `421 Error: Command line too long` and a close. */

@@ -19,8 +19,11 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 
 /** qmail's anti-injection rule: anything but letters, digits and `.@%+/=:-` becomes `?`. */
 export function safe(text: string): string {
-  return text.replace(/[^A-Za-z0-9.@%+/=:-]/g, '?');
+  return SAFE_TEXT.test(text) ? text : text.replace(UNSAFE_CHAR, '?');
 }
+
+const SAFE_TEXT = /^[A-Za-z0-9.@%+/=:-]*$/;
+const UNSAFE_CHAR = /[^A-Za-z0-9.@%+/=:-]/g;
 
 /** qmail's date: `5 Mar 2024 09:04:01 -0000`, always UTC. */
 export function receivedDate(date: Date): string {

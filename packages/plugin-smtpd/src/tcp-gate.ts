@@ -18,6 +18,9 @@ export interface GateOptions {
   log: Logger;
 }
 
+/** Socket errors are seen by the SMTP layer; this one listener keeps an early error from being thrown. */
+function ignoreError(): void {}
+
 /** How long a reverse lookup may hold a new connection. */
 const REVERSE_TIMEOUT_MS = 1500;
 
@@ -47,7 +50,7 @@ export class TcpGate {
    * whether a refusal may be written (not on an implicit-TLS port).
    */
   async accept(socket: Socket, plainText: boolean, admit: (ticket: GateTicket) => void): Promise<void> {
-    socket.on('error', () => undefined);
+    socket.on('error', ignoreError);
     if (this.#closed) {
       socket.destroy();
       return;
@@ -77,7 +80,8 @@ export class TcpGate {
       }
       this.#active++;
       this.#perIp.set(ip, count + 1);
-      socket.once('close', () => {
+      // 'close' comes once: a plain listener spares once()'s wrapper
+      socket.on('close', () => {
         this.#active--;
         const left = (this.#perIp.get(ip) ?? 1) - 1;
         if (left > 0) this.#perIp.set(ip, left);

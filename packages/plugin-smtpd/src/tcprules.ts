@@ -47,6 +47,7 @@ export class TcpRules {
 
   /** tcpserver's lookup order; no match means allow with no variables. */
   match(peer: RulePeer): RuleDecision {
+    if (this.#rules.size === 0) return { action: 'allow', env: {} };
     for (const key of lookupKeys(peer)) {
       const rule = this.#rules.get(key);
       if (rule) return { action: rule.action, env: { ...rule.env }, key };

@@ -48,6 +48,17 @@ describe('nodemailer', () => {
     expect(await c.command('STARTTLS now')).toBe('501 Syntax error (no parameters allowed) (#5.5.4)');
   });
 
+  it('a STARTTLS session frees its concurrencyincoming slot when it ends', async () => {
+    t = await startSmtpd({ 'servercert.pem': selfSignedPem(), concurrencyincoming: '1' });
+    for (let i = 0; i < 3; i++) {
+      // with the one slot still taken, this connection would wait for it forever
+      const info = await transport(t.port(), { ignoreTLS: false, requireTLS: true }).sendMail(mail);
+      expect(info.response).toMatch(/^250 ok/);
+    }
+    const c = await RawClient.open(t.port());
+    expect(await c.reply()).toBe('220 mx.example.org ESMTP');
+  });
+
   it('offers STARTTLS once servercert.pem appears and the server reloads', async () => {
     t = await startSmtpd();
     const before = await RawClient.open(t.port());
