@@ -2,6 +2,14 @@ import { randomBytes } from 'node:crypto';
 import type { EnvelopeAddress } from './address.js';
 import { Notes } from './notes.js';
 
+/** Ids unique within the process (a serial) and across restarts (a random prefix drawn once). */
+const ID_PREFIX = randomBytes(3).toString('hex');
+let serial = 0;
+function nextId(): string {
+  serial++;
+  return `${ID_PREFIX}${serial.toString(16).padStart(6, '0')}`;
+}
+
 export type Protocol = 'smtp' | 'submission' | 'smtps' | 'pop3' | 'pop3s' | (string & {});
 
 export interface TlsInfo {
@@ -20,7 +28,7 @@ export class Connection {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
-  readonly startedAt: Date;
+  readonly #startedAt: number;
   /** Name of the client host from reverse DNS, when looked up. */
   remoteHost?: string;
   /** Argument of HELO/EHLO, once given. */
@@ -34,7 +42,7 @@ export class Connection {
    * (`RELAYCLIENT`, `DATABYTES`, ...), as tcpserver exports them to qmail-smtpd.
    */
   readonly env: Record<string, string>;
-  readonly notes = new Notes();
+  #notes?: Notes;
   #abort?: AbortController;
   #closed = false;
 
@@ -47,14 +55,23 @@ export class Connection {
     env?: Record<string, string>;
     id?: string;
   }) {
-    this.id = init.id ?? randomBytes(6).toString('hex');
+    this.id = init.id ?? nextId();
     this.protocol = init.protocol;
     this.remoteAddress = normaliseIp(init.remoteAddress);
     this.remotePort = init.remotePort;
     this.localAddress = normaliseIp(init.localAddress);
     this.localPort = init.localPort;
     this.env = { ...init.env };
-    this.startedAt = new Date();
+    this.#startedAt = Date.now();
+  }
+
+  get startedAt(): Date {
+    return new Date(this.#startedAt);
+  }
+
+  /** Plugins' state for this connection (made on first use: an idle session keeps none). */
+  get notes(): Notes {
+    return (this.#notes ??= new Notes());
   }
 
   /**
@@ -98,10 +115,15 @@ export class Transaction {
   readonly recipients: EnvelopeAddress[] = [];
   /** Bytes of message data received, once DATA is complete. */
   size?: number;
-  readonly notes = new Notes();
+  #notes?: Notes;
 
   constructor(connection: Connection, id?: string) {
     this.connection = connection;
-    this.id = id ?? randomBytes(6).toString('hex');
+    this.id = id ?? nextId();
+  }
+
+  /** Plugins' state for this transaction, made on first use. */
+  get notes(): Notes {
+    return (this.#notes ??= new Notes());
   }
 }
