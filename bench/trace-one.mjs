@@ -22,6 +22,8 @@ const work = await mkdtemp(join(tmpdir(), 'quail-trace-'));
 try {
   const root = join(work, 'root');
   const t = await e2eTargets.quail.start(root);
+  // plugin-vpopmail and plugin-local re-read files changed in the last 2 s; trace the steady state
+  await sleep(2500);
   await smtpSource(t.port, { count: 3, concurrency: 1, size: 2048 });
   await waitForCount(t.delivered, 3);
   const out = join(work, 'strace.txt');
