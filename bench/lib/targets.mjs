@@ -87,6 +87,8 @@ export const e2eTargets = {
       const q = await startQuail(dir, {
         plugins: ['smtpd', 'queue', 'vpopmail', 'local', 'maildir'],
         smtp: true,
+        // the same number of deliveries at once as Postfix runs into one domain (virtual_destination_concurrency_limit, 20)
+        files: { 'control/concurrencylocal': '20\n' },
       });
       return { ...q, delivered: () => countFiles(join(maildir, 'new')) };
     },
