@@ -1,7 +1,8 @@
 import { link, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir, type MessageSource } from '@quail/core';
+import type { MessageSource } from '@quail/core';
 import { CrlfCounter } from './crlf.js';
+import { DirectorySyncs } from './directory-sync.js';
 import { errnoCode, temporary } from './errors.js';
 import type { UniqueNames } from './unique-name.js';
 
@@ -22,11 +23,15 @@ export const DELIVERY_KEY = /^\d{1,12}\.M\d{6}Q[0-9a-f]{8,64}$/;
 /** Name collisions tolerated before giving up (O_EXCL makes them harmless). */
 const ATTEMPTS = 3;
 
+/** new/ fsyncs shared by the deliveries of this process that run at the same time. */
+const newDirectorySyncs = new DirectorySyncs();
+
 /**
  * Delivers one message into a maildir the way the Maildir spec says: a fresh
  * file in tmp/ created exclusively, the header text and the message written,
  * fsync, close, a hard link into new/ (never over an existing name; rename where
- * the file system has no links), tmp/ entry removed, new/ fsynced.
+ * the file system has no links), tmp/ entry removed, new/ fsynced (one fsync
+ * serves the concurrent deliveries into the same new/: DirectorySyncs).
  * Any failure removes the tmp/ file and is temporary.
  *
  * With a `key` the name is `<key>.<host>` instead of a fresh one, so the same
@@ -51,15 +56,17 @@ export async function writeIntoMaildir(dir: string, names: UniqueNames, prepend:
     let linked = false;
     try {
       const counter = new CrlfCounter();
-      if (prepend.length > 0) {
-        counter.update(prepend);
-        await writeAll(fh, prepend);
-      }
+      counter.update(prepend);
+      // The header text goes out with the first chunk of the message, in one writev.
+      let unwritten = prepend.length > 0 ? [prepend] : [];
       for await (const chunk of source.stream()) {
         const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
         counter.update(buf);
-        await writeAll(fh, buf);
+        unwritten.push(buf);
+        await writeAll(fh, unwritten);
+        unwritten = [];
       }
+      await writeAll(fh, unwritten);
       await fh.sync();
       const handle = fh;
       fh = undefined;
@@ -73,7 +80,7 @@ export async function writeIntoMaildir(dir: string, names: UniqueNames, prepend:
         throw temporary(`Unable to find a free name in ${join(dir, 'new')}`);
       }
       linked = true;
-      await fsyncDir(join(dir, 'new'));
+      await newDirectorySyncs.sync(join(dir, 'new'));
       return { ...written, repeated: false };
     } catch (err) {
       throw temporary(linked ? `Unable to sync ${join(dir, 'new')}` : `Temporary error on maildir delivery to ${dir}`, err);
@@ -104,10 +111,16 @@ async function publish(tmpPath: string, target: string): Promise<boolean> {
   return true;
 }
 
-async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < buf.length) {
-    const { bytesWritten } = await fh.write(buf, offset, buf.length - offset);
-    offset += bytesWritten;
+/** Writes the buffers in order: one writev, then plain writes for whatever a short write left. */
+async function writeAll(fh: FileHandle, buffers: Buffer[]): Promise<void> {
+  if (buffers.length === 0) return;
+  let skip = (await fh.writev(buffers)).bytesWritten;
+  for (const buf of buffers) {
+    let offset = Math.min(skip, buf.length);
+    skip -= offset;
+    while (offset < buf.length) {
+      const { bytesWritten } = await fh.write(buf, offset, buf.length - offset);
+      offset += bytesWritten;
+    }
   }
 }

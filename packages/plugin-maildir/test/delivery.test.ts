@@ -56,6 +56,25 @@ describe('delivery', () => {
     expect((await readFile(stored.path)).equals(data)).toBe(true);
   });
 
+  it('writes the header text before the message whatever the chunking, also for an empty message', async () => {
+    const prepend = 'Delivered-To: u@example.com\n';
+    const one = await store.deliver(maildir, chunkedSource('Subject: c\n\nchunks\n', 1), { prepend });
+    const none = await store.deliver(maildir, bufferSource(''), { prepend });
+    expect(await readFile(one.path, 'utf8')).toBe(`${prepend}Subject: c\n\nchunks\n`);
+    expect(await readFile(none.path, 'utf8')).toBe(prepend);
+    expect(none.uid).toMatch(new RegExp(`,S=${prepend.length},W=${prepend.length + 1}$`));
+  });
+
+  it('makes parallel deliveries into several maildirs each durable (shared new/ fsyncs)', async () => {
+    const other = join(dir, 'Other');
+    await store.create(other);
+    const stored = await Promise.all(Array.from({ length: 40 }, (_, i) => store.deliver(i % 2 ? other : maildir, bufferSource(`n: ${i}\n`))));
+    expect(stored.map((s, i) => s.path.startsWith(join(i % 2 ? other : maildir, 'new')))).toEqual(stored.map(() => true));
+    expect(await readdir(join(maildir, 'new'))).toHaveLength(20);
+    expect(await readdir(join(other, 'new'))).toHaveLength(20);
+    expect(await readdir(join(other, 'tmp'))).toEqual([]);
+  });
+
   it('gives every one of many parallel deliveries its own file', async () => {
     const stored = await Promise.all(Array.from({ length: 50 }, (_, i) => store.deliver(maildir, bufferSource(`n: ${i}\n`))));
     expect(new Set(stored.map((s) => s.uid)).size).toBe(50);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -95,6 +96,72 @@ describe('listing', () => {
     await utimes(join(maildir, 'tmp', 'old'), old, old);
     await (await store.open(maildir)).list({ moveNew: true });
     expect(await readdir(join(maildir, 'tmp'))).toEqual(['young']);
+  });
+});
+
+describe('moving new/ in the background (list with moveInBackground)', () => {
+  const COUNT = 40;
+  let uids: string[];
+
+  beforeEach(async () => {
+    uids = [];
+    for (let i = 0; i < COUNT; i++) uids.push((await deliverAt(1, `Subject: ${i}\n\n.body ${i}\n`)).uid);
+  });
+
+  it('answers with the listing the moves will leave, and finishMoves resolves once new/ is in cur/', async () => {
+    const box = await store.open(maildir);
+    const listed = await box.list({ moveNew: true, moveInBackground: true });
+    expect(listed.map((m) => [m.uid, m.flags])).toEqual(uids.map((u) => [u, '']));
+    // The moves go oldest first, a few at a time: the newest are still in new/.
+    expect(existsSync(join(maildir, 'new', uids[COUNT - 1]!))).toBe(true);
+    await box.finishMoves();
+    expect(await readdir(join(maildir, 'new'))).toEqual([]);
+    expect((await readdir(join(maildir, 'cur'))).sort()).toEqual(uids.map((u) => `${u}:2,`).sort());
+    expect(await (await store.open(maildir)).list()).toEqual(listed);
+  });
+
+  it('reads, flags and removes messages whose move is still to come', async () => {
+    const box = await store.open(maildir);
+    await box.list({ moveNew: true, moveInBackground: true });
+    const [last, flagged, removed] = [uids[COUNT - 1]!, uids[COUNT - 2]!, uids[COUNT - 3]!];
+    expect(existsSync(join(maildir, 'new', last))).toBe(true);
+    const read = box.readWhole(last, 1024, (bytes) => bytes.toString());
+    const flagging = box.setFlags(flagged, { add: 'S' });
+    const removing = box.remove(removed);
+    expect(await read).toBe(`Subject: ${COUNT - 1}\n\n.body ${COUNT - 1}\n`);
+    await Promise.all([flagging, removing, box.finishMoves()]);
+    const cur = (await readdir(join(maildir, 'cur'))).sort();
+    expect(cur).toHaveLength(COUNT - 1);
+    expect(cur.filter((n) => !n.endsWith(':2,'))).toEqual([`${flagged}:2,S`]);
+    expect(cur.some((n) => n.startsWith(removed))).toBe(false);
+    expect(await readdir(join(maildir, 'new'))).toEqual([]);
+  });
+
+  it('reads a message moved by another reader meanwhile', async () => {
+    const box = await store.open(maildir);
+    await box.list();
+    await (await store.open(maildir)).list({ moveNew: true });
+    expect(await box.readWhole(uids[0]!, 1024, (bytes) => bytes.toString())).toBe('Subject: 0\n\n.body 0\n');
+  });
+});
+
+describe('readWhole', () => {
+  it('hands the stored bytes to consume, or gives undefined for a message over the limit', async () => {
+    const a = await deliverAt(0, 'Subject: a\n\nshort\n');
+    const box = await store.open(maildir);
+    await box.list();
+    expect(await box.readWhole(a.uid, a.size, (bytes) => bytes.toString())).toBe('Subject: a\n\nshort\n');
+    expect(await box.readWhole(a.uid, a.size - 1, () => 'called')).toBeUndefined();
+  });
+
+  it('gives undefined for a file larger than its name says, and QUAIL_E_INVALID for a message that is gone', async () => {
+    const a = await deliverAt(0, 'x\n');
+    const box = await store.open(maildir);
+    await box.list();
+    await writeFile(join(maildir, 'new', a.uid), 'grown since delivery\n');
+    expect(await box.readWhole(a.uid, 1024, () => 'called')).toBeUndefined();
+    await box.remove(a.uid);
+    await expect(box.readWhole(a.uid, 1024, () => 'called')).rejects.toMatchObject({ code: 'QUAIL_E_INVALID' });
   });
 });
 
