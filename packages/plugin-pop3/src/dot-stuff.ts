@@ -76,3 +76,77 @@ export class DotStuffTransform extends Transform {
     return out;
   }
 }
+
+/** Responses up to this size are carved out of a shared slab, as Node's Buffer pool does for small buffers. */
+const SLAB_SIZE = 256 * 1024;
+const SLAB_LIMIT = SLAB_SIZE / 8;
+let slab = Buffer.allocUnsafe(SLAB_SIZE);
+let slabUsed = 0;
+/** Working space for larger responses, which are then copied out at their exact size. */
+let scratch = Buffer.allocUnsafe(0);
+
+/**
+ * A whole multi-line response in one Buffer, in one pass over the message:
+ * the status line, the message with CRLF line ends and dot-stuffing as
+ * DotStuffTransform makes them, and the terminating `.` CRLF. With `bodyLines`
+ * (TOP) the message stops after the header, its empty line and that many body
+ * lines, as plugin-maildir's LineConverter cuts it. `message` is not kept.
+ */
+export function multilineResponse(status: string, message: Buffer, bodyLines?: number): Buffer {
+  // Worst case: every octet is a LF that gains a CR, or a dot that gains a dot.
+  const worst = status.length + 2 + 2 * message.length + 2 + TERMINATOR.length;
+  if (worst > SLAB_LIMIT) {
+    if (scratch.length < worst) scratch = Buffer.allocUnsafe(worst);
+    const length = writeResponse(scratch, 0, status, message, bodyLines);
+    const response = Buffer.allocUnsafe(length);
+    scratch.copy(response, 0, 0, length);
+    return response;
+  }
+  if (slabUsed + worst > SLAB_SIZE) {
+    slab = Buffer.allocUnsafe(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const start = slabUsed;
+  const end = writeResponse(slab, start, status, message, bodyLines);
+  // Keep the next response 8-byte aligned, as Node's pool does.
+  slabUsed = (end + 7) & ~7;
+  return slab.subarray(start, end);
+}
+
+/** Writes the response at `start` of `out` (which has room for the worst case); returns where it ends. */
+function writeResponse(out: Buffer, start: number, status: string, message: Buffer, bodyLines: number | undefined): number {
+  let o = start + out.write(status, start, 'latin1');
+  out[o++] = CR;
+  out[o++] = LF;
+  let inBody = false;
+  let bodySeen = 0;
+  let at = 0;
+  while (at < message.length) {
+    if (message[at] === DOT) out[o++] = DOT;
+    const lf = message.indexOf(LF, at);
+    const end = lf < 0 ? message.length : lf;
+    out.set(message.subarray(at, end), o);
+    o += end - at;
+    if (lf < 0) {
+      out[o++] = CR;
+      out[o++] = LF;
+      break;
+    }
+    if (lf === at || message[lf - 1] !== CR) out[o++] = CR;
+    out[o++] = LF;
+    if (bodyLines !== undefined) {
+      let cut = false;
+      if (inBody) cut = ++bodySeen >= bodyLines;
+      else if (lf === at || (lf === at + 1 && message[at] === CR)) {
+        inBody = true;
+        cut = bodyLines <= 0;
+      }
+      if (cut) break;
+    }
+    at = lf + 1;
+  }
+  out[o++] = DOT;
+  out[o++] = CR;
+  out[o++] = LF;
+  return o;
+}

@@ -1,18 +1,19 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { ErrorCodes, type Mailbox, type MailboxMessage } from '@quail/core';
+import { ErrorCodes, type Logger, type Mailbox, type MailboxMessage } from '@quail/core';
 import { parseMessageNumber } from './command.js';
 
 /** One message as the session numbers it. */
 export interface DropMessage {
   /** 1-based message number, fixed for the session. */
   number: number;
+  /** The Maildir unique name; the UIDL value is `uidlOf(uid)`. */
   uid: string;
-  /** The unique-id listing value (RFC 1939: 1-70 characters 0x21-0x7E). */
-  uidl: string;
   /** Octets as transmitted (CRLF line ends). */
   size: number;
   deleted: boolean;
+  /** RETR sent it whole: it is marked seen when the session ends. */
+  retrieved: boolean;
 }
 
 export type Lookup = { ok: true; message: DropMessage } | { ok: false; error: string };
@@ -24,18 +25,53 @@ export interface UpdateResult {
 }
 
 /**
+ * What plugin-maildir's mailboxes offer beyond core's Mailbox. A session uses
+ * it when the store's mailbox has it, and core's Mailbox calls otherwise.
+ */
+export interface MaildirReading {
+  list(options: { moveNew?: boolean; moveInBackground?: boolean }): Promise<MailboxMessage[]>;
+  /** Reads the stored message at once and passes it to `consume`; undefined when it is larger than `maxBytes`. */
+  readWhole<T>(uid: string, maxBytes: number, consume: (message: Buffer) => T): Promise<T | undefined>;
+  /** Resolves once the moves of new/ into cur/ started by `list` are done. */
+  finishMoves(): Promise<void>;
+}
+
+function maildirReading(mailbox: Mailbox): (Mailbox & MaildirReading) | undefined {
+  const candidate = mailbox as Mailbox & Partial<MaildirReading>;
+  return typeof candidate.readWhole === 'function' && typeof candidate.finishMoves === 'function' ? (candidate as Mailbox & MaildirReading) : undefined;
+}
+
+/** Renames or removals in flight at once when a session ends (seen flags, QUIT's deletions). */
+const FILE_OPERATIONS = 8;
+
+/**
  * The maildrop of one POP3 session: the messages listed at login, numbered
- * oldest first, with the deletion marks of the session. Nothing on disk changes
- * until `update()` (QUIT); a session that ends any other way changes nothing.
+ * oldest first, with the deletion marks of the session. Deletions happen in
+ * `update()` (QUIT) only. `close()` ends every session: retrieved messages are
+ * marked seen, and the moves of new/ into cur/ begun at login are complete.
  */
 export class Maildrop {
   readonly mailbox: Mailbox;
   readonly messages: readonly DropMessage[];
+  readonly #reading: (Mailbox & MaildirReading) | undefined;
   #highestDeleted = 0;
+  #closing?: Promise<void>;
 
   constructor(mailbox: Mailbox, listed: readonly MailboxMessage[]) {
     this.mailbox = mailbox;
-    this.messages = listed.map((m, i) => ({ number: i + 1, uid: m.uid, uidl: uidlOf(m.uid), size: m.crlfSize, deleted: false }));
+    this.#reading = maildirReading(mailbox);
+    this.messages = listed.map((m, i) => ({ number: i + 1, uid: m.uid, size: m.crlfSize, deleted: false, retrieved: false }));
+  }
+
+  /**
+   * Lists the mailbox for a session, moving new/ into cur/ as qmail-pop3d does.
+   * A plugin-maildir mailbox answers at once and moves in the background; the
+   * session sees the same sizes, numbers and uids either way.
+   */
+  static async open(mailbox: Mailbox): Promise<Maildrop> {
+    const reading = maildirReading(mailbox);
+    const listed = reading ? await reading.list({ moveNew: true, moveInBackground: true }) : await mailbox.list({ moveNew: true });
+    return new Maildrop(mailbox, listed);
   }
 
   /** Messages not marked deleted, and their octets (RFC 1939 STAT). */
@@ -80,6 +116,16 @@ export class Maildrop {
   }
 
   /**
+   * When the mailbox can read the message at once and it has at most `maxBytes`
+   * octets: what `consume` makes of the stored bytes (valid only during the
+   * call). Undefined otherwise (use `read`).
+   */
+  readWhole<T>(message: DropMessage, maxBytes: number, consume: (stored: Buffer) => T): Promise<T | undefined> {
+    if (!this.#reading) return Promise.resolve(undefined);
+    return this.#reading.readWhole(message.uid, maxBytes, consume);
+  }
+
+  /**
    * The message as stored, optionally only the header and `bodyLines` body lines.
    * Line ends are turned into CRLF on the way out (DotStuffTransform), in large
    * chunks, which is much faster than converting line by line in the store.
@@ -88,28 +134,62 @@ export class Maildrop {
     return this.mailbox.read(message.uid, bodyLines === undefined ? {} : { bodyLines });
   }
 
-  markSeen(message: DropMessage): Promise<void> {
-    return this.mailbox.setFlags(message.uid, { add: 'S' });
-  }
-
   /** The UPDATE state: removes every message marked deleted. A message already gone counts as removed. */
   async update(): Promise<UpdateResult> {
     let removed = 0;
     let failed = 0;
-    for (const m of this.messages) {
-      if (!m.deleted) continue;
-      try {
-        await this.mailbox.remove(m.uid);
-        removed++;
-      } catch (err) {
-        // A message someone else removed already is gone as asked; anything else is kept and reported.
-        const code = (err as { code?: unknown }).code;
-        if (code === 'ENOENT' || code === ErrorCodes.INVALID) removed++;
-        else failed++;
-      }
-    }
+    await eachLimited(
+      this.messages.filter((m) => m.deleted),
+      async (m) => {
+        try {
+          await this.mailbox.remove(m.uid);
+          m.retrieved = false;
+          removed++;
+        } catch (err) {
+          // A message someone else removed already is gone as asked; anything else is kept and reported.
+          const code = (err as { code?: unknown }).code;
+          if (code === 'ENOENT' || code === ErrorCodes.INVALID) {
+            m.retrieved = false;
+            removed++;
+          } else failed++;
+        }
+      },
+    );
     return { removed, failed };
   }
+
+  /**
+   * Ends the session's use of the mailbox (QUIT after `update()`, or a dropped
+   * connection): marks the retrieved messages still there seen (`S`), and waits
+   * until every message listed at login is in cur/. Runs once; never rejects.
+   */
+  close(log: Logger, conn: string): Promise<void> {
+    this.#closing ??= this.#close(log, conn);
+    return this.#closing;
+  }
+
+  async #close(log: Logger, conn: string): Promise<void> {
+    await eachLimited(
+      this.messages.filter((m) => m.retrieved),
+      async (message) => {
+        try {
+          await this.mailbox.setFlags(message.uid, { add: 'S' });
+        } catch (err) {
+          log.warn({ conn, uid: message.uid, err }, 'cannot mark a message seen');
+        }
+      },
+    );
+    await this.#reading?.finishMoves();
+  }
+}
+
+/** Runs `fn` on every item, FILE_OPERATIONS at a time; `fn` must not reject. */
+async function eachLimited<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(FILE_OPERATIONS, items.length) }, worker));
 }
 
 /** Maildir unique names are used as they are when RFC 1939 allows; anything else is hashed to a stable id. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import {
   verdictToPop3Reply,
   type AuthMechanism,
@@ -15,10 +15,10 @@ import {
   type UserStore,
 } from '@quail/core';
 import { parseCommand, parseLineCount, type Pop3Command } from './command.js';
-import { DotStuffTransform } from './dot-stuff.js';
+import { DotStuffTransform, multilineResponse } from './dot-stuff.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { LockHandle, MailboxLocks } from './mailbox-lock.js';
-import { Maildrop, type DropMessage } from './maildrop.js';
+import { Maildrop, uidlOf, type DropMessage } from './maildrop.js';
 import { decodeBase64, encodeBase64, parseCramResponse, parsePlain } from './sasl.js';
 import type { Pop3Transport } from './transport.js';
 
@@ -63,6 +63,11 @@ const SASL_MECHANISMS: readonly AuthMechanism[] = ['PLAIN', 'LOGIN', 'CRAM-MD5']
 const PLAINTEXT_MECHANISMS: readonly AuthMechanism[] = ['USER', 'PLAIN', 'LOGIN'];
 const PLAINTEXT_REFUSED = '-ERR [AUTH] plain-text logins need an encrypted connection: use STLS first';
 
+/** Messages up to this size are read with one read and sent with one write; larger ones are streamed. */
+const WHOLE_MESSAGE_LIMIT = 128 * 1024;
+/** Messages up to this size are read ahead for a client retrieving in order. */
+const READ_AHEAD_LIMIT = 64 * 1024;
+
 let timestampSerial = 0;
 
 /**
@@ -88,6 +93,10 @@ export class Pop3Session {
   #user?: MailUser;
   /** A RETR/TOP body is on its way out: nothing else may be written in between. */
   #transferring = false;
+  /** The message number of the last RETR, to notice a client retrieving in order. */
+  #lastRetrieved = 0;
+  /** The RETR answer prepared for the next message while the client reads the current one. */
+  #readAhead?: { number: number; response: Buffer };
 
   constructor(connection: Connection, transport: Pop3Transport, services: SessionServices, settings: SessionSettings) {
     this.connection = connection;
@@ -146,14 +155,15 @@ export class Pop3Session {
 
   /**
    * The connection is gone (client hung up, timeout, error). Nothing is deleted;
-   * the mailbox lock is released.
+   * retrieved messages are marked seen, and the lock is released once every
+   * listed message is in cur/.
    */
   async closed(): Promise<void> {
     if (this.#state === 'closed') return;
     const updating = this.#state === 'update';
     this.#state = 'closed';
     // An UPDATE in progress finishes the deletions the client asked for and releases the lock itself.
-    if (!updating) await this.#release();
+    if (!updating) await this.#finish();
   }
 
   /** Server shutdown: tells the client, closes, deletes nothing (an UPDATE already running completes). */
@@ -161,7 +171,7 @@ export class Pop3Session {
     if (this.#state === 'closed' || this.#state === 'update') return;
     if (!this.#transferring) this.#transport.send('-ERR [SYS/TEMP] server shutting down, nothing was deleted');
     this.#close();
-    await this.#release();
+    await this.#finish();
   }
 
   /* ------------------------------------------------------------ AUTHORIZATION */
@@ -379,16 +389,14 @@ export class Pop3Session {
       return;
     }
     try {
-      const mailbox = await mailStore.open(user.maildir);
-      const listed = await mailbox.list({ moveNew: true });
-      this.#drop = new Maildrop(mailbox, listed);
+      this.#drop = await Maildrop.open(await mailStore.open(user.maildir));
     } catch (err) {
       log.error({ conn: this.connection.id, err, maildir: user.maildir }, `cannot scan ${user.maildir}`);
       await this.#release();
       return this.#fail('-ERR [SYS/TEMP] unable to scan $HOME/Maildir');
     }
     if (this.#state !== 'authorization') {
-      await this.#release();
+      await this.#finish();
       return;
     }
     this.#user = user;
@@ -410,7 +418,7 @@ export class Pop3Session {
       case 'LIST':
         return this.#listing(command, (m) => `${m.number} ${m.size}`);
       case 'UIDL':
-        return this.#listing(command, (m) => `${m.number} ${m.uidl}`);
+        return this.#listing(command, (m) => `${m.number} ${uidlOf(m.uid)}`);
       case 'RETR':
         if (command.args.length !== 1) return this.#bad('syntax error');
         return this.#retrieve(command.args[0], undefined);
@@ -461,55 +469,121 @@ export class Pop3Session {
     this.#transport.send(['+OK ', ...lines, '.'].join('\r\n'));
   }
 
-  /** RETR (no `top`) or TOP (`top.lines` body lines; all of them when absent, as qmail-pop3d allows). */
+  /**
+   * RETR (no `top`) or TOP (`top.lines` body lines; all of them when absent, as
+   * qmail-pop3d allows). A message up to WHOLE_MESSAGE_LIMIT is read at once and
+   * sent as one write; a larger one is streamed with backpressure. A RETR sent
+   * whole marks the message for the seen flag set when the session ends.
+   */
   async #retrieve(argument: string | undefined, top: { lines: number | undefined } | undefined): Promise<void> {
     const drop = this.#drop!;
     const found = drop.lookup(argument);
     if (!found.ok) return this.#bad(found.error);
     this.#badCommands = 0;
     const message = found.message;
+    const status = top ? '+OK ' : `+OK ${message.size} octets`;
+    let response = top ? undefined : this.#takeReadAhead(message.number);
+    try {
+      response ??= await drop.readWhole(message, WHOLE_MESSAGE_LIMIT, (stored) => multilineResponse(status, stored, top?.lines));
+    } catch (err) {
+      this.#services.log.warn({ conn: this.connection.id, uid: message.uid, err }, 'cannot open a message');
+      if (this.#state === 'transaction') this.#err('unable to open that message');
+      return;
+    }
+    if (this.#state !== 'transaction') return;
+    const sent = response ? await this.#sendWhole(response, message) : await this.#sendStreamed(status, message, top);
+    if (!sent || top) return;
+    message.retrieved = true;
+    // A client retrieving in order (fetchmail, most mail programs) gets the next
+    // answer prepared while it reads this one; the messages' files never change.
+    if (response && message.number === this.#lastRetrieved + 1) setImmediate(() => this.#prepare(message.number + 1));
+    this.#lastRetrieved = message.number;
+  }
+
+  /** The answer prepared for RETR of message `number`, if that is the one read ahead. */
+  #takeReadAhead(number: number): Buffer | undefined {
+    const ahead = this.#readAhead;
+    this.#readAhead = undefined;
+    return ahead?.number === number ? ahead.response : undefined;
+  }
+
+  /** Reads message `number` ahead (small messages only); any trouble is left for the RETR itself to report. */
+  #prepare(number: number): void {
+    const drop = this.#drop;
+    if (!drop || this.#state !== 'transaction' || number > drop.messages.length) return;
+    const message = drop.messages[number - 1]!;
+    if (message.deleted) return;
+    // A copy of its own: an answer kept while the client is idle must not hold a whole shared slab.
+    const prepare = (stored: Buffer) => Buffer.from(multilineResponse(`+OK ${message.size} octets`, stored));
+    drop.readWhole(message, READ_AHEAD_LIMIT, prepare).then(
+      (response) => {
+        if (response && this.#state === 'transaction') this.#readAhead = { number, response };
+      },
+      () => undefined,
+    );
+  }
+
+  /** Sends a prepared response; false when the client went away (the session is then closed). */
+  async #sendWhole(response: Buffer, message: DropMessage): Promise<boolean> {
+    this.#transferring = true;
+    try {
+      if (this.#transport.sendWhole) await this.#transport.sendWhole(response);
+      else await this.#transport.sendStream(Readable.from([response]));
+      return true;
+    } catch (err) {
+      await this.#brokenOff(message, err);
+      return false;
+    } finally {
+      this.#transferring = false;
+    }
+  }
+
+  /** Streams a large message; false when it could not be sent (answered -ERR, or the session closed). */
+  async #sendStreamed(status: string, message: DropMessage, top: { lines: number | undefined } | undefined): Promise<boolean> {
+    const drop = this.#drop!;
     let source: Readable;
     try {
       source = await drop.read(message, top?.lines);
     } catch (err) {
       this.#services.log.warn({ conn: this.connection.id, uid: message.uid, err }, 'cannot open a message');
-      return this.#err('unable to open that message');
+      this.#err('unable to open that message');
+      return false;
     }
     if (this.#state !== 'transaction') {
       source.destroy();
-      return;
+      return false;
     }
     // The +OK goes out in front of the first bytes of the message: a store that
     // opens lazily and fails before any data can still be answered with -ERR.
-    const announce = new Announce(top ? '+OK \r\n' : `+OK ${message.size} octets\r\n`);
+    const announce = new Announce(`${status}\r\n`);
     this.#transferring = true;
     try {
       await this.#transport.sendStream(source, new DotStuffTransform(), announce);
+      return true;
     } catch (err) {
       if (!announce.started && this.#state === 'transaction') {
         this.#services.log.warn({ conn: this.connection.id, uid: message.uid, err }, 'cannot read a message');
-        return this.#err('unable to open that message');
+        this.#err('unable to open that message');
+        return false;
       }
-      // Part of the message is on the wire: the only clean way out is to hang up.
-      this.#services.log.info({ conn: this.connection.id, uid: message.uid, err }, 'message transfer broken off');
-      this.#close();
-      await this.#release();
-      return;
+      await this.#brokenOff(message, err);
+      return false;
     } finally {
       this.#transferring = false;
     }
-    if (top) return;
-    try {
-      await drop.markSeen(message);
-    } catch (err) {
-      this.#services.log.warn({ conn: this.connection.id, uid: message.uid, err }, 'cannot mark a message seen');
-    }
+  }
+
+  /** Part of a message is on the wire: the only clean way out is to hang up. */
+  async #brokenOff(message: DropMessage, err: unknown): Promise<void> {
+    this.#services.log.info({ conn: this.connection.id, uid: message.uid, err }, 'message transfer broken off');
+    this.#close();
+    await this.#finish();
   }
 
   async #update(): Promise<void> {
     this.#state = 'update';
     const result = await this.#drop!.update();
-    await this.#release();
+    await this.#finish();
     this.#services.log.info({ conn: this.connection.id, user: this.#user?.address, ...result }, 'pop3 quit');
     if (result.failed > 0) this.#transport.send('-ERR [SYS/TEMP] unable to remove all deleted messages');
     else this.#ok();
@@ -567,7 +641,7 @@ export class Pop3Session {
     if (this.#badCommands > this.#settings.maxBadCommands) {
       this.#err(`${text}; too many bad commands, closing`);
       this.#close();
-      void this.#release();
+      void this.#finish();
       return;
     }
     this.#err(text);
@@ -581,6 +655,15 @@ export class Pop3Session {
   #close(): void {
     if (this.#state !== 'update') this.#state = 'closed';
     this.#transport.close();
+  }
+
+  /**
+   * Ends the session's use of the mailbox: seen flags set and the moves into
+   * cur/ complete (Maildrop.close), then the lock released.
+   */
+  async #finish(): Promise<void> {
+    await this.#drop?.close(this.#services.log, this.connection.id);
+    await this.#release();
   }
 
   async #release(): Promise<void> {

@@ -78,6 +78,24 @@ export class SocketTransport implements Pop3Transport {
     await pipeline([source, ...transforms, sink]);
   }
 
+  sendWhole(response: Buffer): Promise<void> {
+    const socket = this.#socket;
+    if (this.closing) return Promise.reject(new Error('the client closed the connection'));
+    if (socket.write(response)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        socket.off('drain', onDrain);
+        socket.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onClose = () => done(new Error('the client closed the connection'));
+      socket.on('drain', onDrain);
+      socket.on('close', onClose);
+    });
+  }
+
   async startTls(): Promise<TlsInfo> {
     if (!this.#context) throw new Error('no TLS certificate configured');
     const plain = this.#socket;

@@ -15,6 +15,13 @@ export interface Pop3Transport {
    * honouring backpressure. Rejects when the source fails or the client goes away.
    */
   sendStream(source: Readable, ...transforms: Transform[]): Promise<void>;
+  /**
+   * Writes a whole response prepared in memory (status line, body, terminator)
+   * at once. Resolves when the transport can take more (backpressure); rejects
+   * when the client goes away first. Optional: without it the session passes
+   * the response through `sendStream`.
+   */
+  sendWhole?(response: Buffer): Promise<void>;
   /** Upgrades to TLS (STLS). Input buffered before the upgrade is dropped. */
   startTls(): Promise<TlsInfo>;
   /** Flushes what was written and closes the connection. */

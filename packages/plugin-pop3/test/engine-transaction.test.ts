@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { MailUser } from '@quail/core';
+import type { MailStore, MailUser } from '@quail/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LOCK_FILE } from '../src/index.js';
 import { mailboxWith, sampleMessage, startEngine, type EngineFixture } from './helpers.js';
@@ -12,8 +13,9 @@ async function files(maildir: string, dir: 'new' | 'cur'): Promise<string[]> {
   return (await readdir(join(maildir, dir))).sort();
 }
 
-/** The file name in cur/ of the message the session numbers `index + 1`. */
+/** The file name in cur/ of the message the session numbers `index + 1` (once the moves of login are done). */
 async function fileOf(e: EngineFixture, user: MailUser, index: number): Promise<string> {
+  await e.store.movesDone();
   const listed = await (await e.store.open(user.maildir)).list();
   return (await files(user.maildir, 'cur')).find((n) => n.startsWith(`${listed[index]!.uid}:`))!;
 }
@@ -31,8 +33,10 @@ describe('Pop3Session: TRANSACTION and UPDATE states', () => {
   });
   afterEach(() => e.cleanup());
 
-  it('moves new/ into cur/ at login and numbers messages oldest first', async () => {
+  it('moves new/ into cur/ from login on (in the background) and numbers messages oldest first', async () => {
+    await e.store.movesDone();
     expect(await files(user.maildir, 'new')).toEqual([]);
+    expect((await files(user.maildir, 'cur')).every((n) => n.endsWith(':2,'))).toBe(true);
     expect(await files(user.maildir, 'cur')).toHaveLength(3);
     const [, ...subjects] = await e.say('TOP 1 0');
     expect(subjects).toContain('Subject: one');
@@ -59,7 +63,7 @@ describe('Pop3Session: TRANSACTION and UPDATE states', () => {
     expect(await again.say('UIDL')).toEqual(uidl);
   });
 
-  it('RETR sends the exact octets LIST announced, dot-stuffed, and marks the message seen', async () => {
+  it('RETR sends the exact octets LIST announced, dot-stuffed, and marks the message seen at QUIT', async () => {
     for (let n = 1; n <= 3; n++) {
       await e.session.handle(Buffer.from(`RETR ${n}`));
       const wire = e.transport.takeBytes().toString('latin1');
@@ -78,8 +82,65 @@ describe('Pop3Session: TRANSACTION and UPDATE states', () => {
     }
     const third = (await e.say('TOP 3 5')).join('\n');
     expect(third).toContain('\n..\n...\n..leading dot\nlast line without end\n.');
+    await e.store.movesDone();
+    expect((await files(user.maildir, 'cur')).every((name) => name.endsWith(':2,'))).toBe(true);
+    expect(await e.say('QUIT')).toEqual(['+OK ']);
     const cur = await files(user.maildir, 'cur');
+    expect(cur).toHaveLength(3);
     expect(cur.every((name) => name.endsWith(':2,S'))).toBe(true);
+  });
+
+  it('a transport without sendWhole gets the same answers through sendStream', async () => {
+    await e.say('QUIT');
+    const streamOnly = e.another({}, { streamOnly: true });
+    const whole = e.another();
+    const answers: Buffer[] = [];
+    for (const session of [streamOnly, whole]) {
+      session.transport.take();
+      await session.say('USER joe');
+      await session.say('PASS secret');
+      for (const command of ['RETR 1', 'RETR 3', 'TOP 2 1', 'TOP 3 0']) await session.session.handle(Buffer.from(command));
+      answers.push(session.transport.takeBytes());
+      await session.say('QUIT');
+    }
+    expect(answers[0]!.toString('latin1')).toBe(answers[1]!.toString('latin1'));
+    expect(answers[0]!.toString('latin1')).toContain('\r\n..leading dot\r\n');
+  });
+
+  it('RETR in order gets the next message read ahead: the same bytes, and a DELE in between still wins', async () => {
+    const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+    const answers = async (session: { session: EngineFixture['session']; transport: EngineFixture['transport'] }, order: number[]) => {
+      const out = new Map<number, string>();
+      for (const n of order) {
+        await session.session.handle(Buffer.from(`RETR ${n}`));
+        out.set(n, session.transport.takeBytes().toString('latin1'));
+        await nextTurn();
+      }
+      return out;
+    };
+    const inOrder = await answers(e, [1]);
+    // Message 2 is read ahead now; a DELE still refuses its RETR, and after RSET the prepared answer is used.
+    expect(await e.say('DELE 2')).toEqual(['+OK ']);
+    expect(await e.say('RETR 2')).toEqual(['-ERR already deleted']);
+    await e.say('RSET');
+    for (const [n, answer] of await answers(e, [2, 3])) inOrder.set(n, answer);
+    await e.say('QUIT');
+    const other = e.another();
+    other.transport.take();
+    await other.say('USER joe');
+    await other.say('PASS secret');
+    const reversed = await answers(other, [3, 2, 1]);
+    for (const n of [1, 2, 3]) expect(inOrder.get(n)).toBe(reversed.get(n));
+    expect(inOrder.get(3)).toContain('\r\n..leading dot\r\n');
+  });
+
+  it('marks only what RETR sent seen, not what TOP sent', async () => {
+    await e.say('RETR 2');
+    await e.say('TOP 3 1');
+    await e.say('QUIT');
+    const byUid = new Map((await files(user.maildir, 'cur')).map((n) => [n.slice(0, n.indexOf(':')), n.slice(n.indexOf(':'))]));
+    const listed = await (await e.store.open(user.maildir)).list();
+    expect(listed.map((m) => byUid.get(m.uid))).toEqual([':2,', ':2,S', ':2,']);
   });
 
   it('TOP sends the header, the blank line and n body lines, without marking seen', async () => {
@@ -133,6 +194,7 @@ describe('Pop3Session: TRANSACTION and UPDATE states', () => {
     expect(await e.say('LAST')).toEqual(['+OK 2']);
     expect(await e.say('STAT')).toEqual([`+OK 1 ${crlf(MESSAGES[2]!)}`]);
     expect((await e.say('LIST')).map((l) => l.split(' ')[0])).toEqual(['+OK', '3', '.']);
+    await e.store.movesDone();
     expect(await files(user.maildir, 'cur')).toHaveLength(3);
     expect(await e.say('RSET')).toEqual(['+OK ']);
     expect(await e.say('LAST')).toEqual(['+OK 0']);
@@ -150,12 +212,16 @@ describe('Pop3Session: TRANSACTION and UPDATE states', () => {
     await expect(stat(join(user.maildir, LOCK_FILE))).rejects.toThrow();
   });
 
-  it('a dropped connection deletes nothing and releases the lock', async () => {
+  it('a dropped connection deletes nothing, marks what RETR sent seen, and releases the lock', async () => {
+    await e.say('RETR 1');
     await e.say('DELE 1');
     await e.say('DELE 2');
     await expect(stat(join(user.maildir, LOCK_FILE))).resolves.toBeDefined();
     await e.session.closed();
-    expect(await files(user.maildir, 'cur')).toHaveLength(3);
+    expect(await files(user.maildir, 'new')).toEqual([]);
+    const cur = await files(user.maildir, 'cur');
+    expect(cur).toHaveLength(3);
+    expect(cur.filter((n) => n.endsWith(':2,S'))).toEqual([await fileOf(e, user, 0)]);
     await expect(stat(join(user.maildir, LOCK_FILE))).rejects.toThrow();
     expect(e.locks.size).toBe(0);
   });
@@ -202,12 +268,112 @@ describe('Pop3Session: TRANSACTION and UPDATE states', () => {
   });
 
   it('reports a deletion that failed at QUIT and keeps that message', async () => {
+    await e.store.movesDone();
     const [victim] = await files(user.maildir, 'cur');
     await rm(join(user.maildir, 'cur', victim!));
     await mkdir(join(user.maildir, 'cur', victim!));
     for (const n of [1, 2, 3]) await e.say(`DELE ${n}`);
     expect(await e.say('QUIT')).toEqual(['-ERR [SYS/TEMP] unable to remove all deleted messages']);
     expect(await files(user.maildir, 'cur')).toEqual([victim]);
+  });
+});
+
+describe('Pop3Session: a large new/ moved into cur/ in the background', () => {
+  const COUNT = 60;
+  let e: EngineFixture;
+  let user: MailUser;
+  afterEach(() => e.cleanup());
+
+  beforeEach(async () => {
+    e = await startEngine();
+    user = await mailboxWith(
+      e,
+      'joe',
+      'secret',
+      Array.from({ length: COUNT }, (_, i) => sampleMessage(`m${i + 1}`, i % 5)),
+    );
+    e.transport.take();
+    await e.say('USER joe');
+  });
+
+  it('serves RETR, TOP and DELE of messages whose move has not happened yet, and ends with all of them in cur/', async () => {
+    const listed = await (await e.store.open(user.maildir)).list();
+    const newName = (n: number) => join(user.maildir, 'new', listed[n - 1]!.uid);
+    expect(await e.say('PASS secret')).toEqual(['+OK ']);
+    // The moves go oldest first, a few at a time: the newest messages are still in new/.
+    expect([COUNT, COUNT - 1, COUNT - 2].every((n) => existsSync(newName(n)))).toBe(true);
+    const retr = await e.say(`RETR ${COUNT}`);
+    expect(retr[0]).toBe(`+OK ${Buffer.byteLength(sampleMessage(`m${COUNT}`, (COUNT - 1) % 5).replace(/\n/g, '\r\n'))} octets`);
+    expect(retr).toContain(`Subject: m${COUNT}`);
+    expect(await e.say(`TOP ${COUNT - 1} 0`)).toContain(`Subject: m${COUNT - 1}`);
+    expect(await e.say(`DELE ${COUNT - 2}`)).toEqual(['+OK ']);
+    expect(await e.say('STAT')).toEqual([expect.stringMatching(new RegExp(`^\\+OK ${COUNT - 1} \\d+$`))]);
+    expect(await e.say('QUIT')).toEqual(['+OK ']);
+    expect(await files(user.maildir, 'new')).toEqual([]);
+    const cur = await files(user.maildir, 'cur');
+    expect(cur).toHaveLength(COUNT - 1);
+    expect(cur.filter((n) => n.endsWith(':2,S'))).toEqual([`${listed[COUNT - 1]!.uid}:2,S`]);
+    expect(cur.some((n) => n.startsWith(listed[COUNT - 3]!.uid))).toBe(false);
+  });
+
+  it('a connection dropped right after login still leaves every listed message in cur/', async () => {
+    expect(await e.say('PASS secret')).toEqual(['+OK ']);
+    await e.say(`RETR ${COUNT}`);
+    await e.session.closed();
+    expect(await files(user.maildir, 'new')).toEqual([]);
+    expect(await files(user.maildir, 'cur')).toHaveLength(COUNT);
+    expect((await files(user.maildir, 'cur')).filter((n) => n.endsWith(':2,S'))).toHaveLength(1);
+    expect(e.locks.size).toBe(0);
+  });
+
+  it('a second session lists the same numbers, sizes and uids', async () => {
+    await e.say('PASS secret');
+    const first = [await e.say('UIDL'), await e.say('LIST')];
+    await e.say('QUIT');
+    const again = e.another();
+    again.transport.take();
+    await again.say('USER joe');
+    await again.say('PASS secret');
+    expect([await again.say('UIDL'), await again.say('LIST')]).toEqual(first);
+  });
+});
+
+describe('Pop3Session over a MailStore with only core Mailbox calls', () => {
+  let e: EngineFixture;
+  afterEach(() => e.cleanup());
+
+  it('moves at login, streams RETR and TOP, marks seen at QUIT and deletes, as with plugin-maildir', async () => {
+    // Hides plugin-maildir's extras (list in the background, readWhole, finishMoves).
+    const coreOnly = (store: MailStore): MailStore => ({
+      create: (maildir) => store.create(maildir),
+      deliver: (maildir, source, options) => store.deliver(maildir, source, options),
+      usage: (maildir) => store.usage(maildir),
+      open: async (maildir) => {
+        const box = await store.open(maildir);
+        return {
+          path: box.path,
+          list: (options) => box.list(options),
+          read: (uid, options) => box.read(uid, options),
+          setFlags: (uid, change) => box.setFlags(uid, change),
+          remove: (uid) => box.remove(uid),
+        };
+      },
+    });
+    e = await startEngine({ mailStore: coreOnly });
+    const user = await mailboxWith(e, 'joe', 'secret', MESSAGES);
+    e.transport.take();
+    await e.say('USER joe');
+    expect(await e.say('PASS secret')).toEqual(['+OK ']);
+    expect(await files(user.maildir, 'new')).toEqual([]);
+    const retr = await e.say('RETR 3');
+    expect(retr[0]).toBe(`+OK ${crlf(MESSAGES[2]!)} octets`);
+    expect(retr).toContain('..leading dot');
+    expect(await e.say('TOP 2 0')).toEqual(['+OK ', 'From: a@example.org', 'To: b@example.com', 'Subject: two', '', '.']);
+    await e.say('DELE 1');
+    expect(await e.say('QUIT')).toEqual(['+OK ']);
+    const cur = await files(user.maildir, 'cur');
+    expect(cur).toHaveLength(2);
+    expect(cur.filter((n) => n.endsWith(':2,S'))).toHaveLength(1);
   });
 });
 

@@ -29,7 +29,7 @@ import {
   type UserStore,
 } from '@quail/core';
 import { tempRoot } from '@quail/core/testing';
-import maildirPlugin, { MaildirStore } from '@quail/plugin-maildir';
+import maildirPlugin, { MaildirStore, type MaildirMailbox } from '@quail/plugin-maildir';
 import pop3Plugin, {
   LoginThrottle,
   MailboxLocks,
@@ -327,6 +327,18 @@ export class MemoryTransport implements Pop3Transport {
     this.#out.push(Buffer.from(`${line}\r\n`));
   }
 
+  /** Present unless the transport was made `streamOnly` (then the session sends through sendStream). */
+  sendWhole?: (response: Buffer) => Promise<void>;
+
+  constructor(options: { streamOnly?: boolean } = {}) {
+    if (!options.streamOnly) {
+      this.sendWhole = async (response) => {
+        if (this.closed) throw new Error(`write after close: ${response.toString('latin1', 0, 20)}`);
+        this.#out.push(response);
+      };
+    }
+  }
+
   async sendStream(source: Readable, ...transforms: Transform[]): Promise<void> {
     const out = this.#out;
     await pipeline([
@@ -365,11 +377,27 @@ export class MemoryTransport implements Pop3Transport {
   }
 }
 
+/** A MaildirStore that keeps the mailboxes it opened, so that a test can wait for their background moves. */
+export class RecordingStore extends MaildirStore {
+  readonly opened: MaildirMailbox[] = [];
+
+  override async open(maildir: string): Promise<MaildirMailbox> {
+    const mailbox = await super.open(maildir);
+    this.opened.push(mailbox);
+    return mailbox;
+  }
+
+  /** Resolves when every mailbox opened so far has moved its new/ mail into cur/. */
+  async movesDone(): Promise<void> {
+    await Promise.all(this.opened.map((m) => m.finishMoves()));
+  }
+}
+
 export interface EngineFixture {
   session: Pop3Session;
   transport: MemoryTransport;
   auth: TableAuthenticator;
-  store: MaildirStore;
+  store: RecordingStore;
   locks: MailboxLocks;
   throttle: LoginThrottle;
   connection: Connection;
@@ -378,13 +406,24 @@ export interface EngineFixture {
   /** Sends a line and returns the lines written in answer. */
   say(line: string | Buffer): Promise<string[]>;
   /** A second session on the same services (another connection). */
-  another(settings?: Partial<SessionSettings>): { session: Pop3Session; transport: MemoryTransport; say(line: string): Promise<string[]> };
+  another(
+    settings?: Partial<SessionSettings>,
+    transportOptions?: { streamOnly?: boolean },
+  ): { session: Pop3Session; transport: MemoryTransport; say(line: string): Promise<string[]> };
   cleanup(): Promise<void>;
 }
 
 /** A Pop3Session over a MemoryTransport, with a real Maildir store and the table authenticator. */
 export async function startEngine(
-  options: { settings?: Partial<SessionSettings>; clock?: Clock; auth?: TableAuthenticator; remoteAddress?: string; userStore?: UserStore } = {},
+  options: {
+    settings?: Partial<SessionSettings>;
+    clock?: Clock;
+    auth?: TableAuthenticator;
+    remoteAddress?: string;
+    userStore?: UserStore;
+    /** The MailStore the sessions see, made from the fixture's real store (default: that store). */
+    mailStore?: (store: RecordingStore) => MailStore;
+  } = {},
 ): Promise<EngineFixture> {
   const { root, cleanup } = await tempRoot();
   const log = createLogger({ level: 'silent' });
@@ -392,11 +431,12 @@ export async function startEngine(
   const hooks = createServer({ root, plugins: [], logger: log }).hooks;
   const clock = options.clock ?? systemClock;
   const auth = options.auth ?? new TableAuthenticator();
-  const store = new MaildirStore({ log });
+  const store = new RecordingStore({ log });
   const locks = new MailboxLocks();
   const throttle = new LoginThrottle(clock);
-  const services: SessionServices = { hooks, authenticator: auth, mailStore: store, locks, throttle, clock, log, userStore: options.userStore };
-  const make = (settings: Partial<SessionSettings> = {}) => {
+  const mailStore = options.mailStore?.(store) ?? store;
+  const services: SessionServices = { hooks, authenticator: auth, mailStore, locks, throttle, clock, log, userStore: options.userStore };
+  const make = (settings: Partial<SessionSettings> = {}, transportOptions: { streamOnly?: boolean } = {}) => {
     const connection = new Connection({
       protocol: 'pop3',
       remoteAddress: options.remoteAddress ?? '127.0.0.1',
@@ -404,7 +444,7 @@ export async function startEngine(
       localAddress: '127.0.0.1',
       localPort: 110,
     });
-    const transport = new MemoryTransport();
+    const transport = new MemoryTransport(transportOptions);
     const session = new Pop3Session(connection, transport, services, {
       hostname: 'pop.example.com',
       tlsAvailable: true,
@@ -431,8 +471,12 @@ export async function startEngine(
     throttle,
     hooks,
     root,
-    another: (settings) => make(settings),
-    cleanup,
+    another: (settings, transportOptions) => make(settings, transportOptions),
+    async cleanup() {
+      // Sessions a test left open may still be moving new/ into cur/.
+      await store.movesDone();
+      await cleanup();
+    },
   };
 }
 

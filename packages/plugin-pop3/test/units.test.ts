@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { ManualClock } from '@quail/core/testing';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LineConverter } from '@quail/plugin-maildir';
 import {
   DotStuffTransform,
   LineReader,
@@ -21,6 +22,7 @@ import {
   uidlOf,
   type PlaintextRule,
 } from '../src/index.js';
+import { multilineResponse } from '../src/dot-stuff.js';
 import { decodeBase64, parseCramResponse, parsePlain } from '../src/sasl.js';
 import { testCertificate } from './helpers.js';
 
@@ -75,6 +77,47 @@ describe('DotStuffTransform', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('multilineResponse (a whole RETR/TOP answer in one Buffer)', () => {
+  it('puts the status line in front of what DotStuffTransform makes', async () => {
+    expect(multilineResponse('+OK 3 octets', Buffer.from('.a\n')).toString('latin1')).toBe('+OK 3 octets\r\n..a\r\n.\r\n');
+    expect(multilineResponse('+OK ', Buffer.alloc(0)).toString('latin1')).toBe('+OK \r\n.\r\n');
+    expect(multilineResponse('+OK ', Buffer.from('no end')).toString('latin1')).toBe('+OK \r\nno end\r\n.\r\n');
+    expect(multilineResponse('+OK ', Buffer.from('\n\r\n.\r\n')).toString('latin1')).toBe('+OK \r\n\r\n\r\n..\r\n.\r\n');
+  });
+
+  it('cuts TOP after the header, the empty line and n body lines', () => {
+    const message = Buffer.from('A: 1\r\nB: 2\n\r\n.one\ntwo\r\nthree');
+    expect(multilineResponse('+OK ', message, 0).toString('latin1')).toBe('+OK \r\nA: 1\r\nB: 2\r\n\r\n.\r\n');
+    expect(multilineResponse('+OK ', message, 2).toString('latin1')).toBe('+OK \r\nA: 1\r\nB: 2\r\n\r\n..one\r\ntwo\r\n.\r\n');
+    expect(multilineResponse('+OK ', message, 99).toString('latin1')).toBe('+OK \r\nA: 1\r\nB: 2\r\n\r\n..one\r\ntwo\r\nthree\r\n.\r\n');
+  });
+
+  it('is byte for byte the streamed answer, for RETR and for any TOP count (property)', async () => {
+    const lineArb = fc.record({ text: fc.stringMatching(/^[.a-z\r ]{0,12}$/), bare: fc.boolean() });
+    await fc.assert(
+      fc.asyncProperty(fc.array(lineArb, { maxLength: 20 }), fc.boolean(), fc.option(fc.nat(6)), async (lines, ended, bodyLines) => {
+        let text = lines.map((l) => `${l.text}${l.bare ? '\n' : '\r\n'}`).join('');
+        if (!ended) text += 'tail';
+        const message = Buffer.from(text, 'latin1');
+        const cut = bodyLines === null ? [message] : new LineConverter({ bodyLines }).convert(message);
+        const streamed = await stuff(cut);
+        const whole = multilineResponse('+OK x', message, bodyLines ?? undefined).toString('latin1');
+        expect(whole).toBe(`+OK x\r\n${streamed}`);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('answers stay intact while later answers are built (shared space)', () => {
+    const first = multilineResponse('+OK ', Buffer.from('first\n'));
+    const big = multilineResponse('+OK ', Buffer.alloc(100_000, 0x61));
+    const many = Array.from({ length: 200 }, (_, i) => multilineResponse('+OK ', Buffer.from(`message ${i}\n`.repeat(100))));
+    expect(first.toString()).toBe('+OK \r\nfirst\r\n.\r\n');
+    expect(big.length).toBe(4 + 2 + 100_000 + 2 + 3);
+    many.forEach((m, i) => expect(m.toString()).toBe(`+OK \r\n${`message ${i}\r\n`.repeat(100)}.\r\n`));
   });
 });
 
