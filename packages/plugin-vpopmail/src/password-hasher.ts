@@ -88,6 +88,17 @@ export class PasswordHasher {
     return hash;
   }
 
+  /**
+   * Starts the workers and has each hash once, so that the first login after a
+   * start pays neither for starting a thread nor for running the hashing code
+   * cold (about 50 ms against 10 ms warm).
+   */
+  async warm(): Promise<void> {
+    const setting = newSetting('sha512');
+    const jobs = Array.from({ length: this.#size }, () => this.#run(cryptJob('warm-up', setting, 'sha512')).catch(() => undefined));
+    await Promise.all(jobs);
+  }
+
   /** Stops the workers; checks still waiting or running fail with QUAIL_E_TEMPORARY. A later check starts them again. */
   async close(): Promise<void> {
     const slots = this.#slots;

@@ -38,6 +38,8 @@ export const vpopmailPlugin = definePlugin({
     ctx.provide(Tokens.UserStore, store);
     const hasher = new PasswordHasher({ warn: (message) => ctx.log.warn(message) });
     ctx.provide(Tokens.Authenticator, new VpopmailAuthenticator(store, () => ctx.config[CLEAR_PASSWORD_FILE] === 1, hasher));
+    // the first login after a start should not wait for the hashing threads to start
+    ctx.hooks.start.tapPromise(ctx.name, async () => void hasher.warm());
     ctx.hooks.stop.tapPromise(ctx.name, () => hasher.close());
 
     let mailStore: MailStore | undefined;

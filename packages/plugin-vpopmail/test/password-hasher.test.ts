@@ -36,6 +36,16 @@ describe('PasswordHasher on worker threads', () => {
     expect(h.mode).toBe('workers');
   });
 
+  it('warm() starts the workers ahead of the first check, which still answers right', async () => {
+    const h = hasher({ size: 2 });
+    await h.warm();
+    expect(h.mode).toBe('workers');
+    expect(h.waiting).toBe(0);
+    const stored = openssl('passwd', '-6', 'warm-secret');
+    expect(await h.verify('warm-secret', stored)).toBe(true);
+    expect(await h.verify('cold-secret', stored)).toBe(false);
+  });
+
   it('makes hashes of every scheme that Python crypt agrees with, SHA-512 by default', async () => {
     const h = hasher();
     expect(await h.hash('contraseña')).toMatch(/^\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$/);
