@@ -144,8 +144,22 @@ export interface MailboxMessage {
 
 export interface Mailbox {
   readonly path: string;
-  /** Lists messages oldest first; with `moveNew` first moves `new/` into `cur/` as qmail-pop3d does. */
-  list(options?: { moveNew?: boolean }): Promise<MailboxMessage[]>;
+  /**
+   * Lists messages oldest first; with `moveNew` first moves `new/` into `cur/` as
+   * qmail-pop3d does. With `moveInBackground` too, a store may answer before the
+   * moves are done (the listing is already what they will leave); such a store
+   * provides `finishMoves`, and every other call works during the moves.
+   */
+  list(options?: { moveNew?: boolean; moveInBackground?: boolean }): Promise<MailboxMessage[]>;
+  /** Resolves once the moves a `list` left running are done. */
+  finishMoves?(): Promise<void>;
+  /**
+   * Optional fast path for small messages: reads the stored bytes at once and
+   * resolves with what `consume` makes of them (the bytes are valid only during
+   * the call), or undefined without calling it when the message has more than
+   * `maxBytes` octets (then use `read`).
+   */
+  readWhole?<T>(uid: string, maxBytes: number, consume: (message: Buffer) => T): Promise<T | undefined>;
   /**
    * The message bytes. With `crlf` every line ends in CRLF and the stream is exactly
    * `crlfSize` octets; `bodyLines` limits the body to that many lines after the header (TOP).

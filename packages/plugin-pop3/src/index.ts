@@ -9,7 +9,7 @@ export { SocketTransport } from './socket-transport.js';
 export { DotStuffTransform } from './dot-stuff.js';
 export { LineReader, type LineEvent } from './line-reader.js';
 export { parseCommand, parseMessageNumber, type Pop3Command } from './command.js';
-export { Maildrop, uidlOf, type DropMessage, type MaildirReading } from './maildrop.js';
+export { Maildrop, uidlOf, type DropMessage } from './maildrop.js';
 export { MailboxLocks, LOCK_FILE, type LockHandle } from './mailbox-lock.js';
 export { LoginThrottle } from './login-throttle.js';
 export { parseListenLine, parsePlaintextRule, type ListenAddress, type PlaintextRule } from './control.js';

@@ -24,23 +24,6 @@ export interface UpdateResult {
   failed: number;
 }
 
-/**
- * What plugin-maildir's mailboxes offer beyond core's Mailbox. A session uses
- * it when the store's mailbox has it, and core's Mailbox calls otherwise.
- */
-export interface MaildirReading {
-  list(options: { moveNew?: boolean; moveInBackground?: boolean }): Promise<MailboxMessage[]>;
-  /** Reads the stored message at once and passes it to `consume`; undefined when it is larger than `maxBytes`. */
-  readWhole<T>(uid: string, maxBytes: number, consume: (message: Buffer) => T): Promise<T | undefined>;
-  /** Resolves once the moves of new/ into cur/ started by `list` are done. */
-  finishMoves(): Promise<void>;
-}
-
-function maildirReading(mailbox: Mailbox): (Mailbox & MaildirReading) | undefined {
-  const candidate = mailbox as Mailbox & Partial<MaildirReading>;
-  return typeof candidate.readWhole === 'function' && typeof candidate.finishMoves === 'function' ? (candidate as Mailbox & MaildirReading) : undefined;
-}
-
 /** Renames or removals in flight at once when a session ends (seen flags, QUIT's deletions). */
 const FILE_OPERATIONS = 8;
 
@@ -53,25 +36,21 @@ const FILE_OPERATIONS = 8;
 export class Maildrop {
   readonly mailbox: Mailbox;
   readonly messages: readonly DropMessage[];
-  readonly #reading: (Mailbox & MaildirReading) | undefined;
   #highestDeleted = 0;
   #closing?: Promise<void>;
 
   constructor(mailbox: Mailbox, listed: readonly MailboxMessage[]) {
     this.mailbox = mailbox;
-    this.#reading = maildirReading(mailbox);
     this.messages = listed.map((m, i) => ({ number: i + 1, uid: m.uid, size: m.crlfSize, deleted: false, retrieved: false }));
   }
 
   /**
    * Lists the mailbox for a session, moving new/ into cur/ as qmail-pop3d does.
-   * A plugin-maildir mailbox answers at once and moves in the background; the
-   * session sees the same sizes, numbers and uids either way.
+   * A store that can (plugin-maildir's) answers at once and moves in the
+   * background; the session sees the same sizes, numbers and uids either way.
    */
   static async open(mailbox: Mailbox): Promise<Maildrop> {
-    const reading = maildirReading(mailbox);
-    const listed = reading ? await reading.list({ moveNew: true, moveInBackground: true }) : await mailbox.list({ moveNew: true });
-    return new Maildrop(mailbox, listed);
+    return new Maildrop(mailbox, await mailbox.list({ moveNew: true, moveInBackground: true }));
   }
 
   /** Messages not marked deleted, and their octets (RFC 1939 STAT). */
@@ -121,8 +100,8 @@ export class Maildrop {
    * call). Undefined otherwise (use `read`).
    */
   readWhole<T>(message: DropMessage, maxBytes: number, consume: (stored: Buffer) => T): Promise<T | undefined> {
-    if (!this.#reading) return Promise.resolve(undefined);
-    return this.#reading.readWhole(message.uid, maxBytes, consume);
+    if (!this.mailbox.readWhole) return Promise.resolve(undefined);
+    return this.mailbox.readWhole(message.uid, maxBytes, consume);
   }
 
   /**
@@ -179,7 +158,7 @@ export class Maildrop {
         }
       },
     );
-    await this.#reading?.finishMoves();
+    await this.mailbox.finishMoves?.();
   }
 }
 
