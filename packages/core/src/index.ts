@@ -26,7 +26,7 @@ export { ConfigError, ConfigErrors, ErrorCodes, QuailError, isTemporary, type Er
 export { atomicWriteFile, fsyncDir } from './fs.js';
 export { Stage, createHooks, type AuthAttempt, type KernelHooks } from './hooks.js';
 export { LoginThrottle, throttledAuthenticator, type LoginThrottleSettings } from './login-throttle.js';
-export { TLS_SERVER_OPTIONS } from './tls.js';
+export { TLS_SERVER_OPTIONS, parseServerCertificate, type ServerCertificate } from './tls.js';
 export { createLogger, formatPretty, type LogFormat, type LoggerOptions } from './logger.js';
 export { Message, bufferSource, fileSource, type MessageSource } from './message.js';
 export { headerMap, readHeaderSection, type MessageHeaders, type MessageParser, type ParsedAttachment, type ParsedMessage } from './message-parser.js';

@@ -1,4 +1,5 @@
-import type { SecureContextOptions } from 'node:tls';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import type { Fail } from './control/spec.js';
 
 /**
  * TLS settings for every listener quail runs: TLS 1.2 and later, and for TLS 1.2
@@ -19,3 +20,35 @@ export const TLS_SERVER_OPTIONS = Object.freeze({
   ].join(':'),
   honorCipherOrder: true,
 } satisfies SecureContextOptions);
+
+/** The private key and certificate chain of control/servercert.pem. */
+export interface ServerCertificate {
+  key: string;
+  cert: string;
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g;
+
+/**
+ * Reads qmail's servercert.pem: one private key and the certificate chain in
+ * one PEM file, checked to belong together under quail's TLS settings.
+ * Undefined for an absent or empty file (no TLS).
+ */
+export function parseServerCertificate(pem: string | undefined, fail: Fail): ServerCertificate | undefined {
+  if (pem === undefined || pem.trim() === '') return undefined;
+  const keys: string[] = [];
+  const certs: string[] = [];
+  for (const match of pem.matchAll(PEM_BLOCK)) {
+    if (match[1]!.endsWith('PRIVATE KEY')) keys.push(match[0]);
+    else if (match[1] === 'CERTIFICATE') certs.push(match[0]);
+  }
+  if (keys.length !== 1) fail(0, `expected one private key, found ${keys.length}`);
+  if (certs.length === 0) fail(0, 'no certificate found');
+  const certificate = { key: keys[0]!, cert: certs.join('\n') };
+  try {
+    createSecureContext({ ...certificate, ...TLS_SERVER_OPTIONS });
+  } catch (err) {
+    fail(0, `key and certificate are not usable: ${(err as Error).message}`);
+  }
+  return certificate;
+}

@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
-import { control, type Fail } from '@quail/core';
-import { parseServerCertificate } from './certificate.js';
+import { control, qmailFiles, type Fail } from '@quail/core';
 
 /** A `host:port` line of pop3d.listen / pop3s.listen. */
 export interface ListenAddress {
@@ -61,10 +60,7 @@ export function parsePlaintextRule(text: string): PlaintextRule | string {
 export const pop3Control = {
   'pop3d.listen': listenFile('addresses for POP3 with STLS, host:port per line', ['0.0.0.0:110']),
   'pop3s.listen': listenFile('addresses for POP3 over implicit TLS (POP3S), host:port per line', []),
-  'servercert.pem': control.text({
-    description: 'TLS private key and certificate chain (PEM) for STLS, STARTTLS and POP3S',
-    parse: parseServerCertificate,
-  }),
+  'servercert.pem': qmailFiles['servercert.pem'],
   timeoutpop3d: control.int({ description: 'seconds a POP3 client may stay idle', default: 600, schema: { minimum: 1 } }),
   'pop3d.plaintext': control.list({
     description: 'client addresses (IP, CIDR, or *) allowed plain-text logins without TLS; loopback always is',

@@ -13,4 +13,4 @@ export { Maildrop, uidlOf, type DropMessage } from './maildrop.js';
 export { MailboxLocks, LOCK_FILE, type LockHandle } from './mailbox-lock.js';
 export { LoginThrottle } from './login-throttle.js';
 export { parseListenLine, parsePlaintextRule, type ListenAddress, type PlaintextRule } from './control.js';
-export { parseServerCertificate, secureContextFor, type ServerCertificate } from './certificate.js';
+export { secureContextFor } from './certificate.js';

@@ -1,6 +1,6 @@
 import type { SecureContext } from 'node:tls';
 import { definePlugin, ErrorCodes, QuailError, serviceToken, Tokens, type ConfigOf } from '@quail/core';
-import { certificateFromControl, secureContextFor } from './certificate.js';
+import { secureContextFor } from './certificate.js';
 import { pop3Control, type ListenAddress } from './control.js';
 import { LoginThrottle } from './login-throttle.js';
 import { MailboxLocks } from './mailbox-lock.js';
@@ -38,7 +38,7 @@ export const pop3Plugin = definePlugin({
     const bound: BoundListener[] = [];
     const config = () => ctx.config as Config;
     const loadCertificate = () => {
-      const certificate = certificateFromControl(config()['servercert.pem']);
+      const certificate = config()['servercert.pem'];
       secureContext = certificate ? secureContextFor(certificate) : undefined;
     };
 

@@ -17,14 +17,12 @@ import {
   parseListenLine,
   parseMessageNumber,
   parsePlaintextRule,
-  parseServerCertificate,
   plaintextAllowed,
   uidlOf,
   type PlaintextRule,
 } from '../src/index.js';
 import { multilineResponse } from '../src/dot-stuff.js';
 import { decodeBase64, parseCramResponse, parsePlain } from '../src/sasl.js';
-import { testCertificate } from './helpers.js';
 
 async function stuff(chunks: Array<string | Buffer>): Promise<string> {
   const out: Buffer[] = [];
@@ -217,23 +215,6 @@ describe('control file values', () => {
     expect(parsePlaintextRule('10.0.0.0/33')).toMatch(/prefix/);
     expect(parsePlaintextRule('example.com')).toMatch(/not an IP/);
     expect(parsePlaintextRule('1.2.3.4/8/9')).toMatch(/not an IP/);
-  });
-
-  it('splits servercert.pem into key and chain', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'pop3-cert-'));
-    try {
-      const pem = await testCertificate(dir);
-      const fail = (_: number | string, reason: string): never => {
-        throw new Error(reason);
-      };
-      const parsed = parseServerCertificate(pem, fail)!;
-      expect(parsed.key).toMatch(/^-----BEGIN PRIVATE KEY-----/);
-      expect(parsed.cert).toMatch(/^-----BEGIN CERTIFICATE-----/);
-      expect(() => parseServerCertificate(parsed.cert, fail)).toThrow('expected one private key, found 0');
-      expect(() => parseServerCertificate(parsed.key, fail)).toThrow('no certificate found');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 });
 

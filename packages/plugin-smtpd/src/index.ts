@@ -8,4 +8,4 @@ export { parsePath, MAX_ADDRESS, type ParsedPath } from './address.js';
 export { DataDecoder, HopCounter, type DecodeResult } from './data-decoder.js';
 export { receivedLine, receivedDate, type ReceivedInfo } from './received.js';
 export { SpoolQueue, spoolQueuePlugin } from './spool-queue.js';
-export type { ListenerKind, ServerCertificate } from './settings.js';
+export type { ListenerKind } from './settings.js';

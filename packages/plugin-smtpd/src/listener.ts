@@ -6,7 +6,8 @@ import { Connection, TLS_SERVER_OPTIONS, normaliseIp, type Logger } from '@quail
 import type { ListenAddress } from './listen.js';
 import { QmailConnection } from './qmail-connection.js';
 import type { SmtpSession } from './session.js';
-import type { ListenerKind, ServerCertificate } from './settings.js';
+import type { ServerCertificate } from '@quail/core';
+import type { ListenerKind } from './settings.js';
 import type { GateTicket, TcpGate } from './tcp-gate.js';
 
 export interface ListenerOptions {

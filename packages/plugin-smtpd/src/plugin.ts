@@ -1,10 +1,9 @@
-import { createSecureContext } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { control, definePlugin, ErrorCodes, qmailFiles, QuailError, Tokens, type KernelHooks, type Queue } from '@quail/core';
 import { parseListenLines, type ListenAddress } from './listen.js';
 import { SmtpListener } from './listener.js';
 import { SmtpSession, type SessionServices } from './session.js';
-import { settingsFrom, type ListenerKind, type ServerCertificate, type SmtpdConfig, type SmtpdSettings } from './settings.js';
+import { settingsFrom, type ListenerKind, type SmtpdConfig, type SmtpdSettings } from './settings.js';
 import { TcpGate } from './tcp-gate.js';
 import { TcpRules } from './tcprules.js';
 
@@ -28,11 +27,7 @@ export const smtpdControl = {
   'smtpd.listen': listenFile('host:port lines of the SMTP (port 25) listener; absent: no listener'),
   'submission.listen': listenFile('host:port lines of the submission (587) listener: AUTH before MAIL'),
   'smtps.listen': listenFile('host:port lines of the SMTPS (465, implicit TLS) listener'),
-  'servercert.pem': control.text({
-    description: 'TLS private key and certificate (chain) in one PEM file; enables STARTTLS and SMTPS',
-    // an absent file has no default: parse sees undefined and keeps it
-    parse: (raw: string | undefined, fail) => (raw === undefined ? undefined : parseCertificate(raw, fail)),
-  }),
+  'servercert.pem': qmailFiles['servercert.pem'],
   'tcp.smtp': control.lines({
     description: 'tcprules for SMTP connections: address:allow|deny[,VAR="value"]...',
     default: [],
@@ -150,18 +145,3 @@ export const smtpdPlugin = definePlugin({
     });
   },
 });
-
-/** Splits servercert.pem into key and certificate chain and checks that they belong together. */
-function parseCertificate(raw: string, fail: (at: number, reason: string) => never): ServerCertificate {
-  const key = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/.exec(raw)?.[0];
-  const certs = raw.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
-  if (!key) fail(0, 'no private key (-----BEGIN PRIVATE KEY-----) in the file');
-  if (!certs) fail(0, 'no certificate (-----BEGIN CERTIFICATE-----) in the file');
-  const cert = certs.join('\n');
-  try {
-    createSecureContext({ key, cert });
-  } catch (err) {
-    fail(0, `key and certificate are not usable: ${(err as Error).message}`);
-  }
-  return { key, cert };
-}

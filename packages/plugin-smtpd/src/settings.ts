@@ -1,13 +1,8 @@
+import type { ServerCertificate } from '@quail/core';
 import type { TcpRules } from './tcprules.js';
 
 /** The three services a listener can offer. */
 export type ListenerKind = 'smtp' | 'submission' | 'smtps';
-
-/** Key and certificate from control/servercert.pem. */
-export interface ServerCertificate {
-  key: string;
-  cert: string;
-}
 
 /**
  * Everything one SMTP session needs from the control files, taken once when the

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { parseServerCertificate } from '../tls.js';
 import { control, fromMe } from './spec.js';
 
 const domainList = { schema: { items: { type: 'string', pattern: '^[^\\s@]*$' } } };
@@ -40,4 +41,8 @@ export const qmailFiles = {
   virtualdomains: control.map({ description: 'virtual users and domains key:prefix' }),
   concurrencyincoming: control.int({ description: 'simultaneous SMTP connections (tcpserver -c)', default: 40, schema: { minimum: 1, maximum: 100000 } }),
   defaultdelivery: control.string({ description: 'delivery for users without .qmail', default: './Maildir/' }),
+  'servercert.pem': control.text({
+    description: 'TLS private key and certificate chain in one PEM file; absent: no STARTTLS, STLS, SMTPS or POP3S',
+    parse: parseServerCertificate,
+  }),
 };
