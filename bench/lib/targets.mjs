@@ -95,9 +95,28 @@ export const e2eTargets = {
   },
 };
 
-/** Why a target can't run now, or undefined. */
-export function unavailable(def) {
+/** Why a target can't run now (a plugin not built, a peer not installed), or undefined. */
+function unavailable(def, have) {
   const missing = missingPlugins(def.plugins ?? []);
   if (missing.length) return `quail plugin(s) not built yet: ${missing.join(', ')}`;
-  return undefined;
+  return (def.needs ?? []).map((n) => have[n]).find((x) => typeof x === 'string');
+}
+
+/** The names of the targets that can run; a note for each one skipped. */
+export function runnableTargets(h, scenario, targets, have) {
+  return Object.keys(targets).filter((name) => {
+    const why = unavailable(targets[name], have);
+    if (why) h.note(scenario, `${name} skipped: ${why}`);
+    return !why;
+  });
+}
+
+/** The SMTP load cases of scenarios 1 and 2: concurrency and message count. */
+export function smtpCases(quick) {
+  if (quick) return [{ c: 50, n: 1000 }];
+  return [
+    { c: 1, n: 1000 },
+    { c: 10, n: 5000 },
+    { c: 50, n: 5000 },
+  ];
 }

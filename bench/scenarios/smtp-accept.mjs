@@ -5,7 +5,7 @@
 // All targets run at once, idle while another is measured; every repetition
 // starts them fresh, warms each up with unrecorded messages, then interleaves them
 // case by case, rotating which target goes first.
-import { acceptTargets, unavailable } from '../lib/targets.mjs';
+import { acceptTargets, runnableTargets, smtpCases } from '../lib/targets.mjs';
 import { measure, rotate } from '../lib/harness.mjs';
 import { smtpSource, holdIdleSessions } from '../lib/load.mjs';
 import { sampleTree, sleep } from '../lib/proc.mjs';
@@ -17,24 +17,13 @@ const MB = 1024 * 1024;
 
 export async function runSmtpAccept(h, { have }) {
   const q = h.quick;
-  const cases = q
-    ? [{ c: 50, n: 1000 }]
-    : [
-        { c: 1, n: 1000 },
-        { c: 10, n: 5000 },
-        { c: 50, n: 5000 },
-      ];
+  const cases = smtpCases(q);
   const big = q ? undefined : { c: 10, n: 30, size: 10 * MB };
   const idleSessions = q ? 1000 : 2000;
   const postfixIdleSessions = q ? 100 : 500;
   const warm = q ? 300 : 1000;
 
-  const names = Object.keys(acceptTargets).filter((name) => {
-    const def = acceptTargets[name];
-    const why = unavailable(def) ?? (def.needs ?? []).map((n) => have[n]).find((x) => typeof x === 'string');
-    if (why) h.note('smtp-accept', `${name} skipped: ${why}`);
-    return !why;
-  });
+  const names = runnableTargets(h, 'smtp-accept', acceptTargets, have);
 
   for (let rep = 1; rep <= h.reps; rep++) {
     h.log(`smtp-accept: repetition ${rep}/${h.reps}`);

@@ -1,7 +1,7 @@
 // Scenario 2 (issue 11): SMTP in, delivered into a Maildir, 2 KB, a new
 // connection per message, c = 1, 10, 50. The rate counts from the first
 // connection to the moment the last message is in the Maildir's new/.
-import { e2eTargets, unavailable } from '../lib/targets.mjs';
+import { e2eTargets, runnableTargets, smtpCases } from '../lib/targets.mjs';
 import { measure, rotate } from '../lib/harness.mjs';
 import { smtpSource } from '../lib/load.mjs';
 import { waitForCount } from '../lib/net.mjs';
@@ -11,20 +11,9 @@ const KB = 1024;
 
 export async function runSmtpMaildir(h, { have }) {
   const q = h.quick;
-  const cases = q
-    ? [{ c: 50, n: 1000 }]
-    : [
-        { c: 1, n: 1000 },
-        { c: 10, n: 5000 },
-        { c: 50, n: 5000 },
-      ];
+  const cases = smtpCases(q);
   const warm = q ? 300 : 1000;
-  const names = Object.keys(e2eTargets).filter((name) => {
-    const def = e2eTargets[name];
-    const why = unavailable(def) ?? (def.needs ?? []).map((n) => have[n]).find((x) => typeof x === 'string');
-    if (why) h.note('smtp-maildir', `${name} skipped: ${why}`);
-    return !why;
-  });
+  const names = runnableTargets(h, 'smtp-maildir', e2eTargets, have);
   if (names.length === 0) return;
 
   for (let rep = 1; rep <= h.reps; rep++) {

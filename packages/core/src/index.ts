@@ -26,6 +26,7 @@ export { ConfigError, ConfigErrors, ErrorCodes, QuailError, isTemporary, type Er
 export { atomicWriteFile, fsyncDir } from './fs.js';
 export { Stage, createHooks, type AuthAttempt, type KernelHooks } from './hooks.js';
 export { LoginThrottle, throttledAuthenticator, type LoginThrottleSettings } from './login-throttle.js';
+export { DirectoryNames, ParsedFiles, settled, stampOf } from './file-stamps.js';
 export { TLS_SERVER_OPTIONS, parseServerCertificate, type ServerCertificate } from './tls.js';
 export { createLogger, formatPretty, type LogFormat, type LoggerOptions } from './logger.js';
 export { Message, bufferSource, fileSource, type MessageSource } from './message.js';

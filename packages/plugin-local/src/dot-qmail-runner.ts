@@ -5,6 +5,7 @@ import {
   deferral,
   deliveryKey,
   ErrorCodes,
+  ParsedFiles,
   failure,
   QuailError,
   success,
@@ -17,7 +18,6 @@ import {
 } from '@quail/core';
 import { nobodyAccount, programAccount, type Account } from './accounts.js';
 import { parseDotQmail, DotQmailSyntaxError, type DotQmailContents, type Instruction } from './dot-qmail-file.js';
-import { ParsedFiles } from './file-cache.js';
 import { programEnvironment } from './environment.js';
 import { deliveredToLine, headerHasLine, mboxFromLine, returnPathLine } from './headers.js';
 import { safeExt } from './local-part.js';

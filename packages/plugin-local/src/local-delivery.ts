@@ -1,9 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Stats } from 'node:fs';
-import { deferral, failure, splitAddress, type Delivery, type DeliveryResult, type Logger } from '@quail/core';
+import { deferral, DirectoryNames, failure, splitAddress, type Delivery, type DeliveryResult, type Logger } from '@quail/core';
 import type { DotQmailFileRunner } from './dot-qmail-runner.js';
-import { DirectoryNames } from './file-cache.js';
 import { hostileLocalPart, safeExt } from './local-part.js';
 import { AssignSyntaxError, type LocalOwner, type UsersAssign } from './users-assign.js';
 

@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { settled, stampOf } from './file-cache.js';
+import { settled, stampOf } from '@quail/core';
 
 /** Who owns a local address, as qmail-lspawn finds it. */
 export interface LocalOwner {

@@ -1,6 +1,13 @@
 import type { Stats } from 'node:fs';
 
 /**
+ * Caches of what was read from files and directories, kept right by their stat:
+ * an entry is used only while the file's stamp (inode, size, mtime, ctime) is
+ * the one it was read under, and only once the file had settled. Callers stat
+ * before each use, so a change an admin makes is seen by the next lookup.
+ */
+
+/**
  * How long a file or directory must have been left alone before what was read
  * from it is kept. File times have a coarse granularity (a clock tick, or a
  * whole second on some file systems): a change made in the same tick as the
