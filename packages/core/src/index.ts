@@ -23,7 +23,7 @@ export {
   type RouteRequest,
 } from './delivery.js';
 export { ConfigError, ConfigErrors, ErrorCodes, QuailError, isTemporary, type ErrorCode } from './errors.js';
-export { atomicWriteFile, fsyncDir } from './fs.js';
+export { atomicWriteFile, DirectorySyncs, fsyncDir } from './fs.js';
 export { Stage, createHooks, type AuthAttempt, type KernelHooks } from './hooks.js';
 export { LoginThrottle, throttledAuthenticator, type LoginThrottleSettings } from './login-throttle.js';
 export { DirectoryNames, ParsedFiles, settled, stampOf } from './file-stamps.js';

@@ -1,8 +1,7 @@
 import { link, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { MessageSource } from '@quail/core';
+import { DirectorySyncs, type MessageSource } from '@quail/core';
 import { CrlfCounter } from './crlf.js';
-import { DirectorySyncs } from './directory-sync.js';
 import { errnoCode, temporary } from './errors.js';
 import type { UniqueNames } from './unique-name.js';
 

@@ -3,7 +3,6 @@ import { maildirPlugin } from './plugin.js';
 export default maildirPlugin;
 export { MaildirStore, type DeliverOptions, type MaildirStoreOptions } from './store.js';
 export { MaildirMailbox, type ListOptions } from './mailbox.js';
-export { DirectorySyncs } from './directory-sync.js';
 export { CrlfCounter, CrlfTransform, LineConverter, type LineConversion } from './crlf.js';
 export { parseFileName, normaliseFlags, type MaildirFileName } from './file-name.js';
 export { UniqueNames, escapeHostName } from './unique-name.js';

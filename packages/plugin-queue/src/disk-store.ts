@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fileSource, type Logger, type MessageParser, type QueueOrigin, type QueuedMessageInfo, type QueuedRecipient, type QueueWriter, type Route } from '@quail/core';
+import { DirectorySyncs, fileSource, type Logger, type MessageParser, type QueueOrigin, type QueuedMessageInfo, type QueuedRecipient, type QueueWriter, type Route } from '@quail/core';
 import { errnoCode, type QueueFs } from './fs-seam.js';
 import { isMessageId, QueueLayout, SPLIT, splitOf } from './layout.js';
 import { CorruptQueueFile, MessageGone, decodeEnvelope, type EnvelopeRecord, decodeInfo, encodeInfo, encodeState, replayState, type InfoRecord, type RecipientProgress, type StateEntry } from './records.js';
 import type { LoadedMessage, Preprocessed, QueueStore, StoreCounts } from './store.js';
-import { DirectorySyncer } from './dir-sync.js';
 import { SpareFiles } from './spare-files.js';
 import { DiskQueueWriter, type CommittedMessage } from './writer.js';
 
@@ -39,7 +38,7 @@ export class DiskQueueStore implements QueueStore {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #appending = new Map<string, Promise<void>>();
-  readonly #dirs: DirectorySyncer;
+  readonly #dirs: DirectorySyncs;
   readonly #committing = new Set<string>();
   readonly #spares: SpareFiles;
 
@@ -49,7 +48,7 @@ export class DiskQueueStore implements QueueStore {
     this.#parser = options.parser;
     this.#now = options.now;
     this.#log = options.log;
-    this.#dirs = new DirectorySyncer(options.fs);
+    this.#dirs = new DirectorySyncs((dir) => options.fs.syncDir(dir));
     this.#spares = new SpareFiles(this.layout, options.fs);
   }
 

@@ -25,7 +25,7 @@ const SPLIT_WINDOW_MS = 1000;
 /**
  * A new id. Its random part is chosen so that messages created within the same
  * second fall into the same split directory: their directory fsyncs then batch
- * together (DirectorySyncer), while over time the messages still spread over
+ * together (DirectorySyncs), while over time the messages still spread over
  * all 23 directories.
  */
 export function newMessageId(nowMs: number): string {

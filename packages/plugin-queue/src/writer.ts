@@ -7,6 +7,7 @@ import {
   QuailError,
   type Envelope,
   type MessageParser,
+  type DirectorySyncs,
   type MessageSource,
   type QueueOrigin,
   type QueueReceipt,
@@ -16,7 +17,6 @@ import { errnoCode, type QueueFs } from './fs-seam.js';
 import { qmailDate } from './format.js';
 import { newMessageId, type QueueLayout } from './layout.js';
 import { encodeEnvelope, envelopeProblem, type EnvelopeRecord } from './records.js';
-import type { DirectorySyncer } from './dir-sync.js';
 import type { SpareFiles } from './spare-files.js';
 
 /** qmail-queue's `invoked ...` words for each origin (reference 3.3). */
@@ -55,7 +55,7 @@ export interface CommittedMessage {
 export interface WriterDeps {
   layout: QueueLayout;
   fs: QueueFs;
-  dirs: DirectorySyncer;
+  dirs: DirectorySyncs;
   spares: SpareFiles;
   /** Ids this process is committing: the todo/ watcher leaves them to `onCommit`. */
   committing: Set<string>;

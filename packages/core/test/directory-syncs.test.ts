@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DirectorySyncs } from '../src/directory-sync.js';
+import { DirectorySyncs } from '@quail/core';
 
 /** A directory fsync the test finishes by hand. */
 class ManualSyncs {
