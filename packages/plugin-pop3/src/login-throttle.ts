@@ -1,58 +1,16 @@
-import type { Clock } from '@quail/core';
-
-interface FailureRecord {
-  failures: number;
-  last: number;
-}
+import { LoginThrottle as AddressFailures, type Clock } from '@quail/core';
 
 /**
- * Failed logins per client address, to slow down password guessing. Memory is
- * bounded: at most `maxAddresses` entries (the least recently failed go first),
- * and an address is forgotten `forgetAfterMs` after its last failure.
+ * Failed logins per client address, to slow down password guessing: core's
+ * per-address count (bounded to `maxAddresses`, an address forgotten
+ * `forgetAfterMs` after its last failure), never refusing by itself (the
+ * server-wide throttle in front of every Authenticator does that), plus the
+ * growing delay before a failed login is answered.
  */
-export class LoginThrottle {
-  readonly #byAddress = new Map<string, FailureRecord>();
-  readonly #clock: Clock;
-  readonly #maxAddresses: number;
-  readonly #forgetAfterMs: number;
-
+export class LoginThrottle extends AddressFailures {
   constructor(clock: Clock, options: { maxAddresses?: number; forgetAfterMs?: number } = {}) {
-    this.#clock = clock;
-    this.#maxAddresses = options.maxAddresses ?? 10_000;
-    this.#forgetAfterMs = options.forgetAfterMs ?? 15 * 60_000;
-  }
-
-  /** Addresses currently remembered. */
-  get size(): number {
-    return this.#byAddress.size;
-  }
-
-  /** Recent failures from this address. */
-  failures(address: string): number {
-    const record = this.#byAddress.get(address);
-    if (!record) return 0;
-    if (this.#clock.now() - record.last > this.#forgetAfterMs) {
-      this.#byAddress.delete(address);
-      return 0;
-    }
-    return record.failures;
-  }
-
-  /** Counts a failure; returns the failures now on record for the address. */
-  fail(address: string): number {
-    const failures = this.failures(address) + 1;
-    this.#byAddress.delete(address);
-    this.#byAddress.set(address, { failures, last: this.#clock.now() });
-    while (this.#byAddress.size > this.#maxAddresses) {
-      const oldest = this.#byAddress.keys().next().value as string;
-      this.#byAddress.delete(oldest);
-    }
-    return failures;
-  }
-
-  /** A successful login clears the address. */
-  succeed(address: string): void {
-    this.#byAddress.delete(address);
+    const windowSeconds = (options.forgetAfterMs ?? 15 * 60_000) / 1000;
+    super(clock, () => ({ maxFailures: 0, windowSeconds }), options.maxAddresses ?? 10_000);
   }
 
   /**
