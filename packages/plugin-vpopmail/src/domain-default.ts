@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { quoted } from './errors.js';
 
 /** What a domain's `.qmail-default` says to do with mail for users that do not exist (reference 9.6). */
 export type DefaultAction =
@@ -64,7 +65,7 @@ export function parseDefaultAction(text: string): DefaultAction {
     return /\/Maildir\/?$/.test(instruction) ? { kind: 'maildir', path: instruction } : { kind: 'directory', path: instruction };
   }
   if (/^[^\s@]+@[^\s@]+$/.test(instruction)) return { kind: 'forward', address: instruction };
-  return { kind: 'invalid', reason: `vdelivermail: cannot use ${JSON.stringify(instruction.slice(0, 80))} in .qmail-default` };
+  return { kind: 'invalid', reason: `vdelivermail: cannot use ${quoted(instruction.slice(0, 80))} in .qmail-default` };
 }
 
 export async function readDefaultAction(domainDir: string): Promise<DefaultAction> {

@@ -1,3 +1,4 @@
+import { quoted } from './errors.js';
 import { userName } from './names.js';
 
 /** One user of a domain: a vpasswd line (reference 9.4). */
@@ -62,8 +63,8 @@ function parseLine(text: string): VpasswdEntry | undefined | string {
   const f = text.split(':');
   if (f.length < 7) return `${f.length} fields, 7 or 8 expected`;
   const name = userName(f[0]!);
-  if (!name) return `invalid user name ${JSON.stringify(f[0]!.slice(0, 64))}`;
-  if (!DECIMAL.test(f[3]!)) return `flags field (4) is not a number: ${JSON.stringify(f[3]!.slice(0, 20))}`;
+  if (!name) return `invalid user name ${quoted(f[0]!.slice(0, 64))}`;
+  if (!DECIMAL.test(f[3]!)) return `flags field (4) is not a number: ${quoted(f[3]!.slice(0, 20))}`;
   const entry: VpasswdEntry = {
     name,
     passwd: f[1]!,

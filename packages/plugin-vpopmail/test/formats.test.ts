@@ -35,6 +35,11 @@ describe('vpasswd lines', () => {
     expect(parsed.lines.map((l) => l.raw).join('\n')).toBe(text);
   });
 
+  it('escapes line breaks of a bad name in the warning, U+2028 and CR included, so it stays one log line', () => {
+    const parsed = parseVpasswd('bad\u2028na\rme:h:1:0:g:/d:NOQUOTA\n', 'vpasswd');
+    expect(parsed.warnings).toEqual(['vpasswd:1: invalid user name "bad\\u2028na\\rme"; line skipped']);
+  });
+
   it('the first line of a duplicated name wins, as with vpasswd.cdb', () => {
     const parsed = parseVpasswd('a1:h1:1:0:g:/d:NOQUOTA\na1:h2:1:0:g:/d:NOQUOTA\n', 'f');
     expect(parsed.users.get('a1')!.passwd).toBe('h1');
