@@ -16,6 +16,12 @@ describe('logger', () => {
     expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, msg: 'disk nearly full' });
   });
 
+  it('keeps a record on one line whatever its text carries (CR, LF, NUL, U+2028)', () => {
+    const line = formatPretty({ level: 30, time: 0, plugin: 'smtpd', msg: 'login bob\r\n2026 info forged', user: 'a\u2028b\u0000' });
+    expect(line).toBe('1970-01-01T00:00:00.000Z info smtpd: login bob\\r\\n2026 info forged user="a\\u2028b\\u0000"\n');
+    expect(line.split(/[\n\r\u2028\u2029]/)).toHaveLength(2);
+  });
+
   it('formats an error by its message', () => {
     expect(formatPretty({ level: 50, time: 0, msg: 'failed', err: { message: 'boom', stack: '...' } })).toBe(
       '1970-01-01T00:00:00.000Z error failed err="boom"\n',
