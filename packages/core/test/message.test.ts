@@ -81,6 +81,32 @@ describe('Message', () => {
     expect(src.size).toBe(23);
     expect(await text(src.stream({ start: 12, end: 16 }))).toBe('0123');
     expect(await text(src.stream())).toBe('Subject: s\n\n0123456789\n');
+    expect(await text(src.stream({ start: 20, end: 99 }))).toBe('89\n');
+    expect(await text(src.stream({ start: 30 }))).toBe('');
+    await rm(dir, { recursive: true });
+  });
+
+  it('reads small and large file sources alike, ranges included', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quail-msg-'));
+    // one file read at once (small), one streamed (over 128 KiB)
+    for (const size of [5000, 300 * 1024 + 7]) {
+      const path = join(dir, `m${size}`);
+      const data = Buffer.alloc(size, 0);
+      for (let i = 0; i < size; i++) data[i] = i % 251;
+      await writeFile(path, data);
+      const src = fileSource(path);
+      expect(Buffer.concat(await src.stream().toArray())).toEqual(data);
+      expect(Buffer.concat(await src.stream({ start: 1000, end: 4000 }).toArray())).toEqual(data.subarray(1000, 4000));
+      expect(Buffer.concat(await src.stream({ start: size - 3 }).toArray())).toEqual(data.subarray(size - 3));
+    }
+    await rm(dir, { recursive: true });
+  });
+
+  it('a file source whose file is gone fails its stream, not the caller', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quail-msg-'));
+    const src = fileSource(join(dir, 'gone'), 10);
+    const stream = src.stream();
+    await expect(text(stream)).rejects.toMatchObject({ code: 'ENOENT' });
     await rm(dir, { recursive: true });
   });
 });

@@ -1,6 +1,5 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Stats } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { deferral, DirectoryNames, failure, splitAddress, type Delivery, type DeliveryResult, type Logger } from '@quail/core';
 import type { DotQmailFileRunner } from './dot-qmail-runner.js';
 import { hostileLocalPart, safeExt } from './local-part.js';
@@ -54,7 +53,7 @@ export class LocalDelivery {
       return deferral(`Unable to find the owner of ${local}: ${(err as Error).message}. (#4.3.0)`);
     }
     const statAt = Date.now();
-    const home = await checkHome(owner.home);
+    const home = checkHome(owner.home);
     if (!('info' in home)) return home;
     this.#homeFiles.observe(owner.home, home.info, statAt);
     const file = await this.#chooseFile(owner);
@@ -75,7 +74,7 @@ export class LocalDelivery {
   /** No assignment: the alias user, dash `-`, ext = the whole local part. */
   async #aliasOwner(local: string): Promise<LocalOwner> {
     const home = join(this.#options.root, 'alias');
-    const info = await stat(home);
+    const info = statSync(home);
     return { user: 'alias', uid: info.uid, gid: info.gid, home, dash: '-', ext: local };
   }
 
@@ -84,17 +83,21 @@ export class LocalDelivery {
     const candidates = dotQmailCandidates(owner.dash, owner.ext);
     for (const name of candidates) {
       const path = join(owner.home, name);
-      if (await this.#homeFiles.exists(owner.home, name, () => exists(path))) return path;
+      if (await this.#homeFiles.exists(owner.home, name, async () => exists(path))) return path;
     }
     return owner.dash === '' && owner.ext === '' ? join(owner.home, '.qmail') : undefined;
   }
 }
 
-/** The home directory's stat, or why qmail-local would not deliver there. */
-async function checkHome(home: string): Promise<DeliveryResult | { info: Stats }> {
+/**
+ * The home directory's stat, or why qmail-local would not deliver there. Stats
+ * here run on the calling thread: they cost less than a trip through libuv's
+ * thread pool, and every delivery makes them.
+ */
+function checkHome(home: string): DeliveryResult | { info: Stats } {
   let info;
   try {
-    info = await stat(home);
+    info = statSync(home);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return deferral(`Unable to switch to ${home}: ${code === 'ENOENT' ? 'file does not exist' : (code ?? 'error')}. (#4.3.0)`);
@@ -105,9 +108,9 @@ async function checkHome(home: string): Promise<DeliveryResult | { info: Stats }
   return { info };
 }
 
-async function exists(path: string): Promise<boolean> {
+function exists(path: string): boolean {
   try {
-    await stat(path);
+    statSync(path);
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ENOENT';

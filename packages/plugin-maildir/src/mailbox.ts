@@ -138,7 +138,7 @@ export class MaildirMailbox implements Mailbox {
     });
     try {
       this.#quotaRoot ??= quotaRoot(this.path);
-      await new MaildirSizeFile(await this.#quotaRoot, this.#names).record(-entry.size, -1);
+      new MaildirSizeFile(await this.#quotaRoot, this.#names).record(-entry.size, -1);
     } catch (err) {
       this.#log?.warn({ err, maildir: this.path }, `unable to update maildirsize after removing ${uid}`);
     }

@@ -82,7 +82,7 @@ export class MaildirStore implements MailStore {
       return { uid: written.uid, path: written.path, size: written.size, repeated: true };
     }
     try {
-      await sizeFile.record(written.size, 1);
+      sizeFile.record(written.size, 1);
     } catch (err) {
       this.#log?.warn({ err, maildir }, `delivered ${written.uid} but could not update maildirsize`);
     }

@@ -1,5 +1,6 @@
-import { close, closeSync, fdatasync, fsync, open, rename, unlink, watch, writeSync } from 'node:fs';
+import { closeSync, fdatasync, open, rename, unlink, watch, writeSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, utimes } from 'node:fs/promises';
+import { fsyncDir } from '@quail/core';
 
 /**
  * The file-system calls the disk queue makes, gathered in one object so that a
@@ -47,10 +48,11 @@ function callback(resolve: () => void, reject: (err: unknown) => void) {
  * The real file system. Writing a message into the page cache and closing a
  * file run synchronously: each takes microseconds, and a trip through libuv's
  * thread pool costs more CPU than the call itself. Everything that changes a
- * directory (open with O_CREAT, rename, unlink, opening a directory to
- * fsync it) runs in the thread pool: on ext4 those calls wait for the running
+ * directory (open with O_CREAT, rename, unlink) and every sync runs in the
+ * thread pool: on ext4 those calls wait for the running
  * journal transaction, which the queue's own fsyncs keep busy, and done
  * synchronously they stalled the event loop for 0.1-0.3 ms each under load.
+ * A directory fsync is core's `fsyncDir` (its open and close are synchronous).
  */
 export const nodeQueueFs: QueueFs = {
   open: (path, flags, mode) => new Promise<number>((resolve, reject) => open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)))),
@@ -78,13 +80,7 @@ export const nodeQueueFs: QueueFs = {
     watcher.on('error', onError);
     return () => watcher.close();
   },
-  syncDir: (path) =>
-    new Promise<void>((resolve, reject) =>
-      open(path, 'r', (err, fd) => {
-        if (err) return reject(err);
-        fsync(fd, (syncErr) => close(fd, (closeErr) => (syncErr ?? closeErr ? reject(syncErr ?? closeErr) : resolve())));
-      }),
-    ),
+  syncDir: fsyncDir,
 };
 
 export function errnoCode(err: unknown): string | undefined {

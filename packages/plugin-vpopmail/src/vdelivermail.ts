@@ -1,4 +1,5 @@
-import { access, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -115,7 +116,7 @@ export class VdeliverMail {
     const home = this.#s.store.homeOf(entry, t.location.domain);
     const quota = quotaFromField(entry.quota);
     const dotQmail = join(home, '.qmail');
-    if (await exists(dotQmail)) {
+    if (existsSync(dotQmail)) {
       const ext = name.length > entry.name.length ? name.slice(entry.name.length + 1) : '';
       return this.#runDotQmail(t, dotQmail, { home, local: entry.name, host: t.location.domain, ext, defaultMaildir: `${join(home, 'Maildir')}/`, ...(quota && { quota }) });
     }
@@ -133,7 +134,7 @@ export class VdeliverMail {
         return this.#toMaildir(t, action.path, address, undefined);
       case 'directory': {
         const dotQmail = join(action.path, '.qmail');
-        if (await exists(dotQmail)) {
+        if (existsSync(dotQmail)) {
           return this.#runDotQmail(t, dotQmail, { home: action.path, local: name, host: t.location.domain, ext: '', defaultMaildir: `${join(action.path, 'Maildir')}/` });
         }
         return this.#toMaildir(t, join(action.path, 'Maildir'), address, undefined);
@@ -172,7 +173,7 @@ export class VdeliverMail {
     const store = this.#s.mailStore();
     const newDir = join(maildir, 'new');
     if (!this.#seenMaildirs.has(maildir)) {
-      if (!(await exists(newDir))) await store.create(maildir);
+      if (!existsSync(newDir)) await store.create(maildir);
       if (this.#seenMaildirs.size >= MAX_SEEN_MAILDIRS) this.#seenMaildirs.clear();
       this.#seenMaildirs.add(maildir);
       return deliver();
@@ -180,7 +181,7 @@ export class VdeliverMail {
     try {
       return await deliver();
     } catch (err) {
-      if (await exists(newDir)) throw err;
+      if (existsSync(newDir)) throw err;
       await store.create(maildir);
       return deliver();
     }
@@ -254,11 +255,4 @@ export class VdeliverMail {
     }
     return fallback;
   }
-}
-
-function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
