@@ -48,11 +48,11 @@ function callback(resolve: () => void, reject: (err: unknown) => void) {
  * The real file system. Writing a message into the page cache and closing a
  * file run synchronously: each takes microseconds, and a trip through libuv's
  * thread pool costs more CPU than the call itself. Everything that changes a
- * directory (open with O_CREAT, rename, unlink) and every sync runs in the
- * thread pool: on ext4 those calls wait for the running
+ * directory (open with O_CREAT, rename, unlink, opening a directory to
+ * fsync it) runs in the thread pool: on ext4 those calls wait for the running
  * journal transaction, which the queue's own fsyncs keep busy, and done
  * synchronously they stalled the event loop for 0.1-0.3 ms each under load.
- * A directory fsync is core's `fsyncDir` (its open and close are synchronous).
+ * A directory fsync is core's `fsyncDir`.
  */
 export const nodeQueueFs: QueueFs = {
   open: (path, flags, mode) => new Promise<number>((resolve, reject) => open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)))),
