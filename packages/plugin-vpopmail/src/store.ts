@@ -1,7 +1,7 @@
 import { statSync, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
-import type { MailUser, UserStore } from '@quail/core';
+import { stampOf, type MailUser, type UserStore } from '@quail/core';
 import { DomainFiles } from './domain-files.js';
 import { temporary } from './errors.js';
 import { flagsFromGid } from './flags.js';
@@ -95,7 +95,7 @@ export class VpopmailStore implements UserStore {
     const path = join(this.root, 'users', 'assign');
     const info = statQuietly(path);
     if (!info) return new Map();
-    const key = `${info.ino}:${info.size}:${info.mtimeMs}`;
+    const key = stampOf(info);
     if (this.#assign?.key === key) return this.#assign.map;
     const map = new Map<string, string>();
     const text = await readFile(path, 'utf8').catch(() => '');
@@ -124,7 +124,7 @@ export class VpopmailStore implements UserStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY;
       throw temporary(`cannot read ${path}: ${(err as Error).message}`, err);
     }
-    const key = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+    const key = stampOf(info);
     const cached = this.#files.get(path);
     if (cached?.key === key) return cached.parsed;
     const pending = this.#loading.get(path);
